@@ -1,0 +1,33 @@
+# Two commands for a fresh clone: `make test` and `make train`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-slow train lint bench
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first: 2.13.0 is the CPU build on this machine's disk; the package's torch range accepts it.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m slow
+
+train: $(STAMP)
+	$(PY) -m msol.train env=taxi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check msol envs baselines tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/env_throughput.py

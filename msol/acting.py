@@ -1,0 +1,59 @@
+"""One hierarchical decision step for every env of every task slot: terminate? → option → action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.distributions import Categorical
+
+from msol.networks import HierarchicalPolicy
+
+
+@dataclass
+class Step:
+    b: torch.Tensor             # 1 = the previous option terminated (forced on first steps)
+    z: torch.Tensor             # option in force for this step
+    z_hat_switch: torch.Tensor  # b̂ = 1[ẑ ≠ z_{t-1}], ẑ a fresh master sample
+    action: torch.Tensor
+    logp: torch.Tensor          # joint ln q^L + b ln q^H + (1-first) ln q^T (PPO's "old" log-prob)
+    value: torch.Tensor         # V(s_t, z_{t-1})
+
+
+@torch.no_grad()
+def act(
+    policy: HierarchicalPolicy, obs: torch.Tensor, z_prev: torch.Tensor, first: torch.Tensor, slot: torch.Tensor,
+    *, greedy_options: bool = False,
+) -> Step:
+    """Sample ``b_t ~ q^T``, then ``z_t ~ q^H`` if ``b_t = 1``, then ``a_t ~ q^L(·|s_t, z_t)``.
+
+    ``greedy_options`` takes the argmax of termination and intra-option policies (the authors' code does this with
+    frozen options); the master always samples.
+    """
+    h, h_prior = policy.trunk(obs)
+    f_prev, f_prev_prior = policy.option_features(h, h_prior, z_prev)
+    term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot)
+    q_T = Categorical(logits=term_logits)
+    b = term_logits.argmax(-1) if greedy_options else q_T.sample()
+    b = torch.where(first > 0, torch.ones_like(b), b)
+
+    q_H = Categorical(logits=policy.master_logits(h, slot))
+    z_new = q_H.sample()
+    z = torch.where(b == 1, z_new, z_prev)
+
+    f, f_prior = policy.option_features(h, h_prior, z)
+    q_L, _ = policy.action_dists(f, f_prior, slot, z)
+    if greedy_options:
+        action = q_L.mean if policy.continuous else q_L.logits.argmax(-1)
+    else:
+        action = q_L.sample()
+    logp = q_L.log_prob(action) + b * q_H.log_prob(z) + (1.0 - first) * q_T.log_prob(b)
+    return Step(b=b, z=z, z_hat_switch=(z_new != z_prev).long(), action=action, logp=logp,
+                value=policy.value_of(f_prev, slot))
+
+
+@torch.no_grad()
+def value_after(policy: HierarchicalPolicy, obs: torch.Tensor, z: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """``V(s, z)`` where ``z`` is the option in force when ``s`` was reached (bootstrap values)."""
+    h, _ = policy.trunk(obs)
+    return policy.value_of(policy.encoder.with_option(h, z), slot)

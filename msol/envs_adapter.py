@@ -1,0 +1,130 @@
+"""The learner's view of a batched multitask env: plain arrays in, a small typed record out.
+
+It wraps ``envs.vector.MultitaskVectorEnv`` (gymnasium ``VectorEnv`` API, SAME_STEP autoreset) and turns its
+``infos`` dicts into the few arrays the learner reads (final observations for truncation bootstraps, finished
+episodes' returns), so the training loop never parses gymnasium's info layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+import envs  # noqa: F401  (registers the msol/ ids)
+from envs.vector import make_multitask_vector_env
+
+
+@dataclass
+class StepOut:
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray | None              # rows valid where ``terminated | truncated``
+    episode_returns: list[tuple[int, float]]  # (env index, undiscounted return) of episodes that just ended
+
+
+def resolve_tasks(spec: Any, all_tasks: Sequence[str]) -> list[str]:
+    """``"all"`` or a list of task names -> validated list of names."""
+    if isinstance(spec, str):
+        if spec == "all":
+            return list(all_tasks)
+        spec = [spec]
+    tasks = list(spec) if isinstance(spec, (list, tuple, ListConfig)) else None
+    if not tasks:
+        raise ValueError(f"tasks={spec!r}: give 'all' or a non-empty list of: {', '.join(all_tasks)}")
+    unknown = [t for t in tasks if t not in all_tasks]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; valid tasks: {', '.join(all_tasks)}")
+    return [str(t) for t in tasks]
+
+
+class MultitaskEnv:
+    """``num_slots`` task slots × ``envs_per_slot`` envs; env ``e`` belongs to slot ``e // envs_per_slot``."""
+
+    def __init__(self, vec, envs_per_slot: int) -> None:
+        self.vec = vec
+        self.envs_per_slot = envs_per_slot
+        self.num_envs = vec.num_envs
+        self.slot_of_env = np.arange(self.num_envs) // envs_per_slot
+        obs_space, act_space = vec.single_observation_space, vec.single_action_space
+        self.obs_dim = int(np.prod(obs_space.shape))
+        self.continuous = not hasattr(act_space, "n")
+        self.action_shape: tuple[int, ...] = tuple(act_space.shape) if self.continuous else ()
+        self.action_dim = int(np.prod(act_space.shape)) if self.continuous else int(act_space.n)
+        if self.continuous:
+            self._low, self._high = act_space.low, act_space.high
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.vec.tasks)
+
+    @property
+    def slot_tasks(self) -> list[str]:
+        return [self.vec.tasks[i] for i in self.vec.slot_tasks]
+
+    def reset(self, seed: int) -> np.ndarray:
+        obs, _ = self.vec.reset(seed=seed)
+        return obs.reshape(self.num_envs, -1)
+
+    def step(self, actions: np.ndarray) -> StepOut:
+        if self.continuous:
+            actions = np.clip(actions, self._low, self._high)
+        obs, reward, terminated, truncated, infos = self.vec.step(actions)
+        final_obs = None
+        if "_final_obs" in infos and np.any(infos["_final_obs"]):
+            mask = infos["_final_obs"]
+            final_obs = np.zeros_like(obs)
+            final_obs[mask] = np.stack([np.asarray(o) for o in np.asarray(infos["final_obs"], dtype=object)[mask]]) \
+                if np.asarray(infos["final_obs"]).dtype == object else np.asarray(infos["final_obs"])[mask]
+        episodes: list[tuple[int, float]] = []
+        if "_episode" in infos and np.any(infos["_episode"]):
+            idx = np.flatnonzero(infos["_episode"])
+            returns = np.asarray(infos["episode"]["r"])[idx]
+            episodes = list(zip(idx.tolist(), returns.astype(float).tolist()))
+        return StepOut(obs.reshape(self.num_envs, -1), np.asarray(reward, dtype=np.float64),
+                       np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool), final_obs, episodes)
+
+    def assign_task(self, slot: int, task: str) -> tuple[np.ndarray, np.ndarray]:
+        """Give ``slot`` a new task now: its envs restart; returns (their env indices, their new observations)."""
+        obs = self.vec.reset_slot(slot, task)
+        idx = np.flatnonzero(self.slot_of_env == slot)
+        return idx, np.asarray(obs).reshape(len(idx), -1)
+
+    def set_slot_tasks(self, tasks: Sequence[str]) -> None:
+        for slot, task in enumerate(tasks):
+            self.vec.set_slot_task(slot, task)
+
+    def get_state(self) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(v) for k, v in self.vec.get_state().items()}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.vec.set_state({k: v.numpy() for k, v in state.items()})
+
+    def grid_observations(self):
+        core = getattr(self.vec, "core", None)
+        return core.grid_observations() if core is not None and hasattr(core, "grid_observations") else None
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+def make_env(cfg: DictConfig, slot_tasks: Sequence[str], *, mode: str, envs_per_slot: int, seed: int
+             ) -> MultitaskEnv:
+    """The configured env family with one task slot per entry of ``slot_tasks`` (``"__probe__"``: any task)."""
+    kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else {}
+    if list(slot_tasks) == ["__probe__"]:
+        import gymnasium
+
+        probe = gymnasium.make(str(cfg.env.id), **kwargs)
+        tasks = list(probe.unwrapped.tasks)
+        probe.close()
+        slot_tasks = tasks[:1]
+    vec = make_multitask_vector_env(str(cfg.env.id), list(slot_tasks), envs_per_slot=envs_per_slot, mode=mode,
+                                    seed=seed, **kwargs)
+    return MultitaskEnv(vec, envs_per_slot)

@@ -1,0 +1,65 @@
+"""Pictures of what the options do, drawn at the end of each phase (paper Fig. 3 for Taxi).
+
+For grid envs that expose ``grid_observations()`` (the Taxi family), each walkable cell shows which option the
+master of each task slot picks there and how likely the previous option is to terminate; other envs get a bar
+chart of option usage per task slot from a short probe batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from msol.networks import HierarchicalPolicy  # noqa: E402
+
+_OPTION_COLOURS = plt.get_cmap("tab10")
+
+
+@torch.no_grad()
+def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
+    """Draw the option picture for ``policy`` on ``env`` into ``path`` (PNG); returns the path."""
+    grid = env.grid_observations() if hasattr(env, "grid_observations") else None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if grid is None:
+        return None
+    cells, obs, shape, walls = grid  # cells: [(x, y)], obs: [C, obs_dim] (passenger in taxi / not), walls mask
+    slots = list(range(min(policy.num_slots, 12)))
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    fig, axes = plt.subplots(2, len(slots), figsize=(2.2 * len(slots), 4.6), squeeze=False)
+    for col, slot in enumerate(slots):
+        s = torch.full((obs_t.shape[0],), slot, dtype=torch.long)
+        h, h_prior = policy.trunk(obs_t)
+        choice = policy.master_logits(h, s).argmax(-1).numpy()
+        # termination probability of the option the master would pick: where does that option end?
+        f, fp = policy.option_features(h, h_prior, torch.as_tensor(choice))
+        term, _ = policy.termination_logits(f, fp, s)
+        p_term = term.softmax(-1)[:, 1].numpy()
+        for row, passenger in enumerate((False, True)):
+            ax = axes[row, col]
+            img = np.ones((*shape, 3))
+            img[walls] = 0.2
+            sel = [i for i, c in enumerate(cells) if c[2] == passenger]
+            for i in sel:
+                x, y, _ = cells[i]
+                img[y, x] = _OPTION_COLOURS(int(choice[i]))[:3]
+                if p_term[i] > 0.5:
+                    ax.plot(x, y, "kx", ms=6)
+            ax.imshow(img, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"{env.slot_tasks[slot]}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("passenger in" if passenger else "no passenger", fontsize=8)
+    fig.suptitle("colour: option picked by the master; x: its termination probability > 0.5", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,169 @@
+"""MSOL's regularised reward and losses (spec/msol.md, "Regularized reward" and "Losses"), top to bottom.
+
+Notation follows the paper: posterior ``q`` (per task), prior ``p`` (shared); ``L`` intra-option, ``H`` master,
+``T`` termination; ``b_t`` = 1 when the previous option ``z_{t-1}`` terminates; ``first_t`` = first step of an
+episode (``b_1 = 1`` forced, termination terms masked).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.distributions import Categorical
+
+from msol.networks import HierarchicalPolicy
+from msol.storage import Rollout
+
+
+@dataclass
+class Evaluation:
+    """Every log-probability, entropy and value of a (flat) batch under the current networks."""
+
+    logq_L: torch.Tensor      # ln q^L_i(a_t | s_t, z_t)
+    logp_L: torch.Tensor      # ln p^L_θ(a_t | s_t, z_t)
+    ent_L: torch.Tensor       # H q^L_i(· | s_t, z_t)
+    logq_H: torch.Tensor      # ln q^H_i(z_t | s_t)
+    ent_H: torch.Tensor       # H q^H_i(· | s_t)
+    logq_T: torch.Tensor      # ln q^T_i(b_t | s_t, z_{t-1})
+    ent_T: torch.Tensor       # H q^T_i(· | s_t, z_{t-1})
+    logp_T: torch.Tensor      # ln p^T(b_t | s_t, z_{t-1}) of the prior used in the REWARD (fixed or frozen-learned)
+    logp_T_hat: torch.Tensor  # ln p^T_θ(b̂_t | s_t, z_{t-1}) of the LEARNED prior, for its distillation
+    value: torch.Tensor       # V_i(s_t, z_{t-1})
+
+
+def evaluate(
+    policy: HierarchicalPolicy, batch: Rollout, slot: torch.Tensor, *, fixed_termination_prior: float | None
+) -> Evaluation:
+    """One forward over all rows of ``batch`` (all task slots at once).
+
+    ``fixed_termination_prior`` is ``p^T(b=1) = 1 − α`` during option learning; ``None`` after transfer, when the
+    learned (now frozen) ``p^T_θ`` is the prior in the reward.
+    """
+    h, h_prior = policy.trunk(batch.obs)
+    f_prev, f_prev_prior = policy.option_features(h, h_prior, batch.z_prev)
+    f_cur, f_cur_prior = policy.option_features(h, h_prior, batch.z)
+
+    q_L, p_L = policy.action_dists(f_cur, f_cur_prior, slot, batch.z)
+    q_H = Categorical(logits=policy.master_logits(h, slot))
+    term_logits, prior_term_logits = policy.termination_logits(f_prev, f_prev_prior, slot)
+    q_T = Categorical(logits=term_logits)
+    p_T_learned = Categorical(logits=prior_term_logits)
+
+    b = batch.b.long()
+    if fixed_termination_prior is None:
+        logp_T = p_T_learned.log_prob(b)
+    else:
+        p_terminate = fixed_termination_prior
+        logp_T = torch.where(b == 1, math.log(p_terminate), math.log(1.0 - p_terminate)).to(term_logits.dtype)
+    return Evaluation(
+        logq_L=q_L.log_prob(batch.action),
+        logp_L=p_L.log_prob(batch.action),
+        ent_L=q_L.entropy(),
+        logq_H=q_H.log_prob(batch.z),
+        ent_H=q_H.entropy(),
+        logq_T=q_T.log_prob(b),
+        ent_T=q_T.entropy(),
+        logp_T=logp_T,
+        logp_T_hat=p_T_learned.log_prob(batch.z_hat_switch),
+        value=policy.value_of(f_prev, slot),
+    )
+
+
+def regularized_reward(reward: torch.Tensor, ev: Evaluation, first: torch.Tensor, beta: float) -> torch.Tensor:
+    """``R_t = r_t − β[ln q^L − ln p^L] − β[ln q^T − ln p^T](1 − first_t)``, with no gradient through it.
+
+    The master's ``−β ln q^H/p^H`` term is dropped (paper appendix); the master gets an entropy bonus instead.
+    """
+    kl_L = ev.logq_L - ev.logp_L
+    kl_T = (ev.logq_T - ev.logp_T) * (1.0 - first)
+    return (reward - beta * kl_L - beta * kl_T).detach()
+
+
+def nstep_returns(
+    R: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, bootstrap: torch.Tensor,
+    last_value: torch.Tensor, gamma: float,
+) -> torch.Tensor:
+    """``G_t = Σ_j γ^j R_{t+j} + γ^n V(s_{t+n}, z_{t+n-1})``, cut at terminations, bootstrapped through truncations.
+
+    ``R`` etc. are ``[T, B]``; ``bootstrap`` holds ``V(final_obs_t, z_t)`` where ``truncated``; ``last_value`` is
+    ``V(s_T, z_{T-1})``.
+    """
+    G = torch.empty_like(R)
+    next_return = last_value
+    for t in reversed(range(R.shape[0])):
+        # After a time-limit cut the "next state" is the final observation, not the reset one.
+        next_return = torch.where(truncated[t] > 0, bootstrap[t], next_return)
+        G[t] = R[t] + gamma * (1.0 - terminated[t]) * next_return
+        next_return = G[t]
+    return G
+
+
+def gae_advantages(
+    R: torch.Tensor, values: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
+    bootstrap: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float,
+) -> torch.Tensor:
+    """Generalised advantage estimation on the regularised reward (PPO form), same cut/bootstrap rules."""
+    adv = torch.empty_like(R)
+    next_adv = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in reversed(range(R.shape[0])):
+        cut = truncated[t] > 0
+        next_value = torch.where(cut, bootstrap[t], next_value)
+        next_adv = torch.where(cut, torch.zeros_like(next_adv), next_adv)
+        alive = 1.0 - terminated[t]
+        delta = R[t] + gamma * alive * next_value - values[t]
+        adv[t] = delta + gamma * lam * alive * next_adv
+        next_adv, next_value = adv[t], values[t]
+    return adv
+
+
+def joint_logprob(ev: Evaluation, batch: Rollout) -> torch.Tensor:
+    """``ln q^L(a_t) + b_t ln q^H(z_t) + (1 − first_t) ln q^T(b_t)``: the log-probability of the step's choices."""
+    return ev.logq_L + batch.b * ev.logq_H + (1.0 - batch.first) * ev.logq_T
+
+
+def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_priors: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row entropy loss ``L_H`` and prior-distillation loss ``L_P`` (shared by the A2C and PPO forms)."""
+    L_H = -entropy_coef * (ev.ent_L + batch.b * ev.ent_H + ev.ent_T)
+    if distill_priors:
+        # L_P: the prior learns the average posterior; p^T_θ learns "would the master switch if it could" (b̂).
+        L_P = -ev.logp_L - (1.0 - batch.first) * ev.logp_T_hat
+    else:
+        L_P = torch.zeros_like(L_H)
+    return L_H, L_P
+
+
+def msol_a2c_loss(
+    ev: Evaluation, batch: Rollout, returns: torch.Tensor, *, num_slots: int, entropy_coef: float,
+    value_coef: float = 0.5, policy_coef: float = 1.0, prior_coef: float = 1.0, distill_priors: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``L = Σ_i mean_t (λ_V L_V + λ_A L_A + λ_P L_P + L_H)``, with ``2λ_V = λ_A = λ_P = 1`` by default."""
+    A = returns - ev.value
+    L_V = 0.5 * A.pow(2)
+    L_A = -A.detach() * joint_logprob(ev, batch)
+    L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors)
+    per_row = value_coef * L_V + policy_coef * L_A + prior_coef * L_P + L_H
+    # Σ over task slots of the mean over that slot's rows == num_slots × the mean over all rows (equal slot sizes).
+    loss = num_slots * per_row.mean()
+    return loss, {"loss/value": L_V.mean().item(), "loss/policy": L_A.mean().item(),
+                  "loss/prior": L_P.mean().item(), "loss/entropy": L_H.mean().item()}
+
+
+def msol_ppo_loss(
+    ev: Evaluation, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *, num_slots: int,
+    entropy_coef: float, clip: float, value_coef: float = 0.5, prior_coef: float = 1.0, distill_priors: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped surrogate on the joint ratio ``q^L q^H q^T / old``, clipped value loss, plus ``L_H`` and ``L_P``."""
+    ratio = (joint_logprob(ev, batch) - batch.old_logp).exp()
+    L_A = -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
+    value_clipped = batch.old_value + (ev.value - batch.old_value).clamp(-clip, clip)
+    L_V = 0.5 * torch.max((ev.value - returns).pow(2), (value_clipped - returns).pow(2))
+    L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors)
+    per_row = value_coef * L_V + L_A + prior_coef * L_P + L_H
+    loss = num_slots * per_row.mean()
+    clip_frac = ((ratio - 1.0).abs() > clip).float().mean().item()
+    return loss, {"loss/value": L_V.mean().item(), "loss/policy": L_A.mean().item(),
+                  "loss/prior": L_P.mean().item(), "loss/entropy": L_H.mean().item(), "ppo/clip_frac": clip_frac}

@@ -1,0 +1,202 @@
+"""Networks of the hierarchical policy (spec/msol.md, "Architecture").
+
+Shapes: ``B`` rows (all envs of all task slots at once), ``n`` task slots, ``m`` options, ``A`` actions.
+
+* ``OptionEncoder``: obs -> trunk features ``h`` (what the master sees) and, for an option ``z``,
+  ``f(h, z) = ReLU(W [h, Linear(onehot z)])`` (what the option-conditioned heads see). One encoder serves every
+  task slot, priors and posteriors alike during option learning.
+* ``SlotLinear``: one linear head per task slot evaluated for all slots in ONE matmul, then each row picks its own
+  slot's output — a single forward pass serves every task, with no Python loop over tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class OptionEncoder(nn.Module):
+    """Shared feature extractor with the option one-hot injected before the last hidden layer."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int], num_options: int, option_embedding: int = 128) -> None:
+        super().__init__()
+        if len(hidden) < 2:
+            # One hidden layer: the trunk is the identity on a Linear+ReLU and the option layer is the only layer.
+            hidden = (hidden[0], hidden[0])
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for size in hidden[:-1]:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.trunk = nn.Sequential(*layers)
+        self.trunk_dim = width
+        self.num_options = num_options
+        self.option_embed = nn.Linear(num_options, option_embedding)
+        self.option_layer = nn.Linear(width + option_embedding, hidden[-1])
+        self.feature_dim = hidden[-1]
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.trunk(obs)
+
+    def with_option(self, h: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
+        """``f(h, z)`` for a batch of option indices ``option`` (long, shape ``[B]``)."""
+        z = F.one_hot(option, self.num_options).to(h.dtype)
+        return F.relu(self.option_layer(torch.cat([h, self.option_embed(z)], dim=-1)))
+
+
+class SlotLinear(nn.Module):
+    """A linear layer per task slot; ``forward(x, slot)`` applies row ``b``'s own slot's weights."""
+
+    def __init__(self, num_slots: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.num_slots, self.in_features, self.out_features = num_slots, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(num_slots, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(num_slots, out_features))
+        for slot in range(num_slots):
+            self.reset_slot(slot)
+
+    def forward(self, x: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        # All slots in one matmul ([B, in] @ [in, n*out]), then gather each row's slot: cheaper than a bmm over
+        # per-row weight copies for the small heads used here, and it keeps autograd simple.
+        flat = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)
+        out = (x @ flat).view(x.shape[0], self.num_slots, self.out_features) + self.bias
+        return out.gather(1, slot.view(-1, 1, 1).expand(-1, 1, self.out_features)).squeeze(1)
+
+    @torch.no_grad()
+    def reset_slot(self, slot: int) -> None:
+        """Re-initialise one slot like ``nn.Linear`` does."""
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight[slot].uniform_(-bound, bound)
+        self.bias[slot].uniform_(-bound, bound)
+
+    @torch.no_grad()
+    def copy_into_slot(self, slot: int, source: nn.Linear) -> None:
+        """Set one slot's weights to those of a shared ``nn.Linear`` (posterior <- prior)."""
+        self.weight[slot].copy_(source.weight.t())
+        self.bias[slot].copy_(source.bias)
+
+
+class HierarchicalPolicy(nn.Module):
+    """Posterior heads per task slot and shared prior heads, on one (or, after transfer, two) encoders.
+
+    Heads (one linear layer each, spec/msol.md):
+
+    ========================  ==================  ======================
+    head                      input features      per slot / shared
+    ========================  ==================  ======================
+    master ``q^H``            ``h``               per slot
+    termination ``q^T``       ``f(h, z_{t-1})``   per slot
+    value ``V``               ``f(h, z_{t-1})``   per slot
+    intra-option ``q^L``      ``f(h, z_t)``       per slot
+    prior ``p^L_θ``           ``f(h, z_t)``       shared
+    prior ``p^T_θ``           ``f(h, z_{t-1})``   shared (learned, used after transfer)
+    ========================  ==================  ======================
+
+    For continuous actions ``q^L``/``p^L`` output Gaussian means; log-stds are state-independent parameters per
+    slot and option (posterior) and per option (prior).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        *,
+        continuous: bool,
+        num_slots: int,
+        num_options: int,
+        hidden: Sequence[int],
+        option_embedding: int = 128,
+    ) -> None:
+        super().__init__()
+        self.continuous = continuous
+        self.num_slots, self.num_options, self.action_dim = num_slots, num_options, action_dim
+        self.encoder = OptionEncoder(obs_dim, hidden, num_options, option_embedding)
+        # After transfer the priors read a frozen copy of the encoder while the posteriors keep training theirs.
+        self.prior_encoder: OptionEncoder | None = None
+        h_dim, f_dim = self.encoder.trunk_dim, self.encoder.feature_dim
+        self.master = SlotLinear(num_slots, h_dim, num_options)
+        self.termination = SlotLinear(num_slots, f_dim, 2)
+        self.value = SlotLinear(num_slots, f_dim, 1)
+        self.intra = SlotLinear(num_slots, f_dim, action_dim)
+        self.prior_intra = nn.Linear(f_dim, action_dim)
+        self.prior_termination = nn.Linear(f_dim, 2)
+        if continuous:
+            self.intra_log_std = nn.Parameter(torch.zeros(num_slots, num_options, action_dim))
+            self.prior_log_std = nn.Parameter(torch.zeros(num_options, action_dim))
+        self.frozen_posteriors = False  # MSOL(frozen): q^L = p^L, q^T = p^T_θ
+
+    # ------------------------------------------------------------------ protocol operations
+    @torch.no_grad()
+    def reset_slot(self, slot: int) -> None:
+        """Regular task-slot reset: fresh master and value; posteriors re-initialised to the current priors."""
+        self.master.reset_slot(slot)
+        self.value.reset_slot(slot)
+        self.intra.copy_into_slot(slot, self.prior_intra)
+        self.termination.copy_into_slot(slot, self.prior_termination)
+        if self.continuous:
+            self.intra_log_std[slot].copy_(self.prior_log_std)
+
+    @torch.no_grad()
+    def start_transfer(self, frozen: bool) -> None:
+        """Freeze the priors (on a frozen copy of the encoder) and start every slot from them."""
+        import copy
+
+        self.prior_encoder = copy.deepcopy(self.encoder)
+        for module in (self.prior_encoder, self.prior_intra, self.prior_termination):
+            module.requires_grad_(False)
+        if self.continuous:
+            self.prior_log_std.requires_grad_(False)
+        for slot in range(self.num_slots):
+            self.reset_slot(slot)
+        self.frozen_posteriors = frozen
+        if frozen:
+            for module in (self.intra, self.termination):
+                module.requires_grad_(False)
+            if self.continuous:
+                self.intra_log_std.requires_grad_(False)
+
+    # ------------------------------------------------------------------ distributions
+    def trunk(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Posterior trunk features, and the frozen prior trunk's (``None`` while they share one encoder)."""
+        h = self.encoder.features(obs)
+        h_prior = self.prior_encoder.features(obs) if self.prior_encoder is not None else None
+        return h, h_prior
+
+    def option_features(
+        self, h: torch.Tensor, h_prior: torch.Tensor | None, option: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.encoder.with_option(h, option)
+        f_prior = f if h_prior is None else self.prior_encoder.with_option(h_prior, option)
+        return f, f_prior
+
+    def master_logits(self, h: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        return self.master(h, slot)
+
+    def termination_logits(
+        self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(posterior q^T logits, learned prior p^T_θ logits) at ``(s_t, z_{t-1})``."""
+        prior = self.prior_termination(f_prev_prior)
+        post = prior if self.frozen_posteriors else self.termination(f_prev, slot)
+        return post, prior
+
+    def value_of(self, f_prev: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        return self.value(f_prev, slot).squeeze(-1)
+
+    def action_dists(
+        self, f: torch.Tensor, f_prior: torch.Tensor, slot: torch.Tensor, option: torch.Tensor
+    ) -> tuple[torch.distributions.Distribution, torch.distributions.Distribution]:
+        """(posterior q^L, prior p^L_θ) at ``(s_t, z_t)``."""
+        prior_out = self.prior_intra(f_prior)
+        post_out = prior_out if self.frozen_posteriors else self.intra(f, slot)
+        if not self.continuous:
+            return (torch.distributions.Categorical(logits=post_out),
+                    torch.distributions.Categorical(logits=prior_out))
+        prior_std = self.prior_log_std[option].exp()
+        post_std = prior_std if self.frozen_posteriors else self.intra_log_std[slot, option].exp()
+        return (torch.distributions.Independent(torch.distributions.Normal(post_out, post_std), 1),
+                torch.distributions.Independent(torch.distributions.Normal(prior_out, prior_std), 1))

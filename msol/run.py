@@ -1,0 +1,227 @@
+"""The run directory: the one durable record of a training run.
+
+Layout of ``run.dir``::
+
+    config.yaml          the fully resolved config (what produced this run)
+    metrics.jsonl        one JSON row per log step (``step``, ``phase``, ``frames_per_task``, metrics ...)
+    checkpoints/latest.pt   the newest complete checkpoint (atomic), plus ``<phase>.pt`` at the end of each phase
+    figures/             PNGs (also sent to W&B)
+    summary.json         the final metrics, written last: its presence means the run finished
+    run.lock             held (flock) while a process trains here; a second process is refused
+
+Resuming (``resume=<run dir>``) loads ``checkpoints/latest.pt`` and cuts ``metrics.jsonl`` back to the rows that
+checkpoint had seen, so an interrupted-then-resumed run writes the same rows as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from msol.checkpoint import CheckpointError, load_checked, save_atomic
+from msol.wandb_sink import WandbSink
+
+CHECKPOINT_FORMAT = 1
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used (locked by another process, or inconsistent with the config)."""
+
+
+class Run:
+    """Owns a run directory: config, metrics, checkpoints, figures, W&B and the console progress bar."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.dir = Path(run_dir).resolve()
+        self.resuming = resume
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = self._acquire_lock()
+        self.checkpoint_dir = self.dir / "checkpoints"
+        self.figure_dir = self.dir / "figures"
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self._resume_state: dict[str, Any] | None = None
+        self._rows = 0
+        self._last_step = 0
+        self._bar: tqdm | None = None
+        self._started = time.time()
+
+        if resume:
+            self._prepare_resume()
+        else:
+            if (self.checkpoint_dir / "latest.pt").exists():
+                self._release_lock()
+                raise RunDirError(
+                    f"{self.dir} already holds a checkpoint; refusing to overwrite it. "
+                    f"Use resume={self.dir} to continue it, or choose another run_dir."
+                )
+            self.metrics_path.write_text("")
+            OmegaConf.save(cfg, self.dir / "config.yaml", resolve=True)
+        self._wandb = self._make_wandb() if cfg.logger.get("wandb", False) else None
+
+    # ------------------------------------------------------------------ metrics
+    def log(self, step: int, metrics: Mapping[str, Any], phase: str = "train") -> None:
+        """Append one metrics row (``step`` is the run's global frame counter) and forward it to W&B."""
+        row = {"step": int(step), "phase": phase}
+        for key, value in metrics.items():
+            row[key] = _to_jsonable(value)
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps(row, allow_nan=True) + "\n")
+        self._rows += 1
+        self._last_step = int(step)
+        if self._wandb is not None:
+            self._wandb.log(step, {f"{phase}/{k}" if "/" not in k else k: v for k, v in row.items()
+                                   if isinstance(v, (int, float)) and k != "step"})
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    # ------------------------------------------------------------------ progress bar
+    def start_progress(self, total: int, initial: int = 0, desc: str = "") -> None:
+        """(Re)start the console bar; counts frames per task so the total matches the paper's budgets."""
+        self.close_progress()
+        enabled = self.cfg.logger.get("progress_bar", True)
+        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="frame", unit_scale=True,
+                         dynamic_ncols=True, disable=not enabled, file=sys.stderr, mininterval=1.0)
+
+    def progress(self, frames: int, **postfix: Any) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(frames)
+        if postfix:
+            self._bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()},
+                                  refresh=False)
+
+    def close_progress(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, state: dict[str, Any], name: str = "latest") -> None:
+        """Atomically write ``state`` (+ the metrics row count it belongs to) as ``checkpoints/<name>.pt``."""
+        payload = dict(state)
+        payload["format"] = CHECKPOINT_FORMAT
+        payload["metrics_rows"] = self._rows
+        save_atomic(payload, self.checkpoint_dir / f"{name}.pt")
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint to resume from, or ``None`` for a fresh run."""
+        return self._resume_state
+
+    # ------------------------------------------------------------------ figures and summary
+    def log_image(self, name: str, path: Path, step: int | None = None) -> None:
+        if self._wandb is not None:
+            self._wandb.log_image(self._last_step if step is None else step, name, Path(path))
+
+    def finish(self, summary: Mapping[str, Any], exit_code: int = 0) -> None:
+        """Write ``summary.json`` (last, atomically) and close W&B and the lock."""
+        self.close_progress()
+        payload = {k: _to_jsonable(v) for k, v in summary.items()}
+        payload["wall_time_s"] = time.time() - self._started + float(
+            (self._resume_state or {}).get("wall_time_s", 0.0))
+        tmp = self.dir / ".summary.json.tmp"
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=True))
+        os.replace(tmp, self.dir / "summary.json")
+        if self._wandb is not None:
+            self._wandb.summary(payload)
+            self._wandb.finish(exit_code)
+        self._release_lock()
+
+    def abort(self, exit_code: int = 1) -> None:
+        """Close without a summary: the last good checkpoint stays in place for ``resume=``."""
+        self.close_progress()
+        if self._wandb is not None:
+            self._wandb.finish(exit_code)
+        self._release_lock()
+
+    def elapsed(self) -> float:
+        return time.time() - self._started + float((self._resume_state or {}).get("wall_time_s", 0.0))
+
+    # ------------------------------------------------------------------ internals
+    def _prepare_resume(self) -> None:
+        latest = self.checkpoint_dir / "latest.pt"
+        if not latest.exists():
+            self._release_lock()
+            raise RunDirError(f"resume={self.dir}: no checkpoint at {latest}; nothing to resume")
+        try:
+            state = load_checked(latest)
+        except CheckpointError:
+            self._release_lock()
+            raise
+        saved_cfg = OmegaConf.load(self.dir / "config.yaml")
+        for key in ("env.name", "algo.name", "seed"):
+            old, new = OmegaConf.select(saved_cfg, key), OmegaConf.select(self.cfg, key)
+            if old != new:
+                self._release_lock()
+                raise RunDirError(f"resume={self.dir}: {key} was {old!r} in that run but is {new!r} now")
+        rows = self.metrics_path.read_text().splitlines(keepends=True) if self.metrics_path.exists() else []
+        keep = int(state["metrics_rows"])
+        self.metrics_path.write_text("".join(rows[:keep]))
+        self._rows = keep
+        self._resume_state = state
+
+    def _make_wandb(self) -> WandbSink:
+        lcfg = self.cfg.logger
+        run_id = (self.dir.name + "-" + str(abs(hash(str(self.dir))) % 10**8))[-64:]
+        id_file = self.dir / "wandb_id.txt"
+        if id_file.exists():
+            run_id = id_file.read_text().strip()
+        else:
+            id_file.write_text(run_id)
+        experiment = OmegaConf.select(self.cfg, "experiment.name", default=None)
+        return WandbSink(
+            self.dir,
+            project=lcfg.get("project", "msol"),
+            mode=lcfg.get("mode", "offline"),
+            group=lcfg.get("group") or experiment or f"{self.cfg.env.name}",
+            job_type=str(self.cfg.algo.name),
+            tags=[str(self.cfg.env.name), f"seed{self.cfg.seed}"],
+            config=OmegaConf.to_container(self.cfg, resolve=True),
+            name=self.dir.name,
+            run_id=run_id,
+            init_timeout=float(lcfg.get("init_timeout", 30)),
+        )
+
+    def _acquire_lock(self):
+        handle = open(self.dir / "run.lock", "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunDirError(
+                f"{self.dir} is in use by another training process (run.lock is held); "
+                "wait for it to finish or choose another run_dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def _release_lock(self) -> None:
+        if getattr(self, "_lock_handle", None) is not None:
+            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+
+def _to_jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):
+            value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return value  # JSON NaN/Infinity tokens are read back by json.loads
+    return value

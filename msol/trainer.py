@@ -1,0 +1,384 @@
+"""MSOL training: option learning on the training tasks, then transfer (spec/msol.md, "Protocol").
+
+``MSOLPhase`` follows stable-baselines3's split: the policy (``msol.networks``) acts, ``collect`` fills a
+``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.losses``. ``train_msol`` chains
+the phases, logs, evaluates and checkpoints; it is registered as ``algo=msol`` and ``algo=msol_frozen``.
+Frames are counted per task slot ("frames per task") everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from msol.acting import act, value_after
+from msol.algorithms import register_algorithm
+from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
+from msol.evaluation import evaluate_slots
+from msol.figures import plot_options
+from msol.losses import (
+    evaluate, gae_advantages, msol_a2c_loss, msol_ppo_loss, nstep_returns, regularized_reward,
+)
+from msol.networks import HierarchicalPolicy
+from msol.numerics import check_finite, check_finite_grads
+from msol.run import Run
+from msol.schedules import beta_schedule, linear
+from msol.storage import Rollout
+
+
+@dataclass
+class PhaseSpec:
+    """What one phase of the protocol runs on."""
+
+    name: str                 # "options" or "transfer"
+    tasks: list[str]          # task pool the slots draw from
+    mode: str                 # start distribution of the training envs
+    num_slots: int
+    frames_per_task: int
+    slot_reset_frames: int | None  # regular task-slot resets (option learning only)
+    slot_tasks: list[str]     # initial task of each slot
+
+
+def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
+    """The option-learning and transfer phases of ``cfg`` (``algo.phases`` picks which run)."""
+    a, e, scale = cfg.algo, cfg.env, float(cfg.budget_scale)
+    rng = np.random.default_rng(cfg.seed + 7919)
+    phases = []
+    for name in a.phases:
+        if name == "options":
+            tasks = resolve_tasks(e.train_tasks, all_tasks)
+            n = int(a.num_slots)
+            slot_tasks = _spread_tasks(tasks, n, rng)
+            phases.append(PhaseSpec("options", tasks, str(e.train_mode), n,
+                                    max(1, int(a.option_frames_per_task * scale)),
+                                    max(1, int(a.slot_reset_frames_per_task * scale)), slot_tasks))
+        elif name == "transfer":
+            tasks = resolve_tasks(e.transfer_tasks, all_tasks)
+            n = int(OmegaConf.select(cfg, "env.hparams.transfer_slots", default=None) or len(tasks))
+            phases.append(PhaseSpec("transfer", tasks, str(e.transfer_mode), n,
+                                    max(1, int(a.transfer_frames_per_task * scale)), None,
+                                    _spread_tasks(tasks, n, rng)))
+        else:
+            raise ValueError(f"algo.phases: unknown phase {name!r}; valid: options, transfer")
+    return phases
+
+
+def _spread_tasks(tasks: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    """One slot per task when there are as many slots as tasks; otherwise tasks drawn uniformly per slot."""
+    if n % len(tasks) == 0:
+        return [tasks[i % len(tasks)] for i in range(n)]
+    return [tasks[i] for i in rng.integers(len(tasks), size=n)]
+
+
+class MSOLPhase:
+    """One phase (option learning or transfer) of MSOL on a batched multitask env: ``collect`` / ``update``."""
+
+    def __init__(self, cfg: DictConfig, spec: PhaseSpec, policy: HierarchicalPolicy, env: MultitaskEnv) -> None:
+        self.cfg, self.a, self.spec = cfg, cfg.algo, spec
+        self.policy, self.env = policy, env
+        self.transfer = spec.name == "transfer"
+        self.num_envs = env.num_envs
+        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
+        self.continuous = policy.continuous
+        self.n_steps = int(self.a.n_steps)
+        self.storage = Rollout.allocate(self.n_steps, self.num_envs, env.obs_dim, env.action_shape, self.continuous)
+        params = [p for p in policy.parameters() if p.requires_grad]
+        if self.a.optimizer == "rmsprop":
+            self.optimizer = torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps)
+        elif self.a.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps)
+        else:
+            raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
+        # Per-slot parameters (first dim = slot): zeroed in the optimizer state when their slot is reset.
+        self.slot_params = [policy.master.weight, policy.master.bias, policy.value.weight, policy.value.bias,
+                            policy.intra.weight, policy.intra.bias, policy.termination.weight,
+                            policy.termination.bias] + ([policy.intra_log_std] if self.continuous else [])
+        self.frames = 0  # frames per task done in this phase
+        self.obs = torch.zeros(self.num_envs, env.obs_dim)
+        self.z_prev = torch.zeros(self.num_envs, dtype=torch.long)
+        self.first = torch.ones(self.num_envs)
+        self.episodes: list[tuple[int, float]] = []  # (slot, return) finished since the last log row
+        self.update_stats: list[dict[str, float]] = []
+        self.slot_resets_done = np.zeros(spec.num_slots, dtype=np.int64)
+
+    # ------------------------------------------------------------------ schedules
+    @property
+    def beta(self) -> float:
+        if self.transfer:
+            return float(self.a.beta_end)
+        return beta_schedule(self.frames, self.spec.frames_per_task, self.a.beta_start, self.a.beta_end,
+                             self.a.beta_hold_frames_per_task * self.cfg.budget_scale)
+
+    @property
+    def entropy_coef(self) -> float:
+        if self.transfer:
+            return float(self.a.entropy_transfer)
+        return linear(self.a.entropy_start, self.a.entropy_end, self.frames, self.spec.frames_per_task)
+
+    # ------------------------------------------------------------------ collect
+    def start(self, seed: int) -> None:
+        obs = self.env.reset(seed=seed)
+        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        self.first = torch.ones(self.num_envs)
+
+    def collect(self) -> None:
+        """Fill the rollout with ``n_steps`` steps of every env."""
+        st, greedy = self.storage, bool(self.a.greedy_options) and self.policy.frozen_posteriors
+        for t in range(self.n_steps):
+            check_finite("observation", self.obs)
+            step = act(self.policy, self.obs, self.z_prev, self.first, self.slot, greedy_options=greedy)
+            out = self.env.step(step.action.numpy())
+            st.obs[t] = self.obs
+            st.z_prev[t], st.z[t], st.b[t] = self.z_prev, step.z, step.b.float()
+            st.action[t], st.first[t], st.z_hat_switch[t] = step.action, self.first, step.z_hat_switch
+            st.old_logp[t], st.old_value[t] = step.logp, step.value
+            st.reward[t] = torch.as_tensor(out.reward, dtype=torch.float32)
+            st.terminated[t] = torch.as_tensor(out.terminated, dtype=torch.float32)
+            st.truncated[t] = torch.as_tensor(out.truncated, dtype=torch.float32)
+            st.bootstrap[t] = 0.0
+            if out.truncated.any():
+                idx = torch.as_tensor(np.flatnonzero(out.truncated))
+                final = torch.as_tensor(out.final_obs[idx.numpy()], dtype=torch.float32)
+                st.bootstrap[t, idx] = value_after(self.policy, final, step.z[idx], self.slot[idx])
+            for env_index, ret in out.episode_returns:
+                self.episodes.append((int(self.slot[env_index]), ret))
+            done = torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
+            self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
+            self.z_prev, self.first = step.z, done
+        self.frames += self.n_steps * self.num_envs // self.spec.num_slots
+
+    # ------------------------------------------------------------------ update
+    def update(self) -> dict[str, float]:
+        fixed_prior = None if self.transfer else 1.0 - float(self.a.alpha)
+        last_value = value_after(self.policy, self.obs, self.z_prev, self.slot)
+        flat = self.storage.flat()
+        slot = self.slot.repeat(self.n_steps)
+        beta, entropy_coef, distill = self.beta, self.entropy_coef, not self.transfer
+        common = dict(num_slots=self.spec.num_slots, entropy_coef=entropy_coef, value_coef=self.a.value_coef,
+                      prior_coef=self.a.prior_coef, distill_priors=distill)
+        if self.a.loss == "a2c":
+            ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+            R = regularized_reward(flat.reward, ev, flat.first, beta).view(self.n_steps, -1)
+            returns = nstep_returns(R, self.storage.terminated, self.storage.truncated, self.storage.bootstrap,
+                                    last_value, self.a.gamma).flatten()
+            loss, stats = msol_a2c_loss(ev, flat, returns, policy_coef=self.a.policy_coef, **common)
+            self._step(loss)
+        else:
+            stats = self._ppo_update(flat, slot, last_value, beta, fixed_prior, common)
+            ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+        not_first = 1.0 - flat.first
+        with torch.no_grad():
+            stats.update({
+                "kl/intra_option": (ev.logq_L - ev.logp_L).mean().item(),
+                "kl/termination": ((ev.logq_T - ev.logp_T) * not_first).sum().item() / max(not_first.sum().item(), 1),
+                "entropy/master": ev.ent_H.mean().item(),
+                "termination_rate": (flat.b * not_first).sum().item() / max(not_first.sum().item(), 1),
+                "beta": beta, "entropy_coef": entropy_coef, "value/mean": ev.value.mean().item(),
+            })
+            usage = torch.bincount(flat.z, minlength=self.policy.num_options).float() / flat.z.numel()
+            stats.update({f"option_usage/{k}": usage[k].item() for k in range(self.policy.num_options)})
+        self.update_stats.append(stats)
+        return stats
+
+    def _ppo_update(self, flat: Rollout, slot: torch.Tensor, last_value: torch.Tensor, beta: float,
+                    fixed_prior: float | None, common: dict[str, Any]) -> dict[str, float]:
+        T = self.n_steps
+        rows = flat.obs.shape[0]
+        stats: dict[str, float] = {}
+        for _ in range(int(self.a.ppo_epochs)):
+            # Regularised rewards depend on the networks: recompute them (and GAE) at every epoch.
+            with torch.no_grad():
+                ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+                R = regularized_reward(flat.reward, ev, flat.first, beta).view(T, -1)
+                adv = gae_advantages(R, flat.old_value.view(T, -1), self.storage.terminated,
+                                     self.storage.truncated, self.storage.bootstrap, last_value,
+                                     self.a.gamma, self.a.gae_lambda).flatten()
+                returns = adv + flat.old_value
+            perm = torch.randperm(rows)
+            for idx in perm.chunk(int(self.a.ppo_minibatches)):
+                mb = flat.index(idx)
+                ev = evaluate(self.policy, mb, slot[idx], fixed_termination_prior=fixed_prior)
+                loss, stats = msol_ppo_loss(ev, mb, adv[idx], returns[idx], clip=self.a.ppo_clip, **common)
+                self._step(loss)
+        return stats
+
+    def _step(self, loss: torch.Tensor) -> None:
+        check_finite("loss", loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        check_finite_grads(self.policy)
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.a.max_grad_norm)
+        self.optimizer.step()
+
+    # ------------------------------------------------------------------ task-slot resets
+    def maybe_reset_slots(self) -> None:
+        """Staggered regular resets: slot ``i`` resets each time ``frames + i/n · interval`` crosses an interval."""
+        interval = self.spec.slot_reset_frames
+        if interval is None:
+            return
+        n = self.spec.num_slots
+        due = (self.frames + np.arange(n) * interval // n) // interval
+        for slot in np.flatnonzero(due > self.slot_resets_done):
+            self.slot_resets_done[slot] = due[slot]
+            self.policy.reset_slot(int(slot))
+            self._reset_optimizer_rows(int(slot))
+            task = self.spec.tasks[int(torch.randint(len(self.spec.tasks), (1,)))]
+            env_idx, obs = self.env.assign_task(int(slot), task)
+            self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
+            self.first[env_idx] = 1.0
+
+    def _reset_optimizer_rows(self, slot: int) -> None:
+        for param in self.slot_params:
+            for value in self.optimizer.state.get(param, {}).values():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    value[slot].zero_()
+
+    # ------------------------------------------------------------------ logging and checkpoints
+    def pop_log_row(self) -> dict[str, float]:
+        """Mean of the update statistics and per-task returns since the last row."""
+        row: dict[str, float] = {}
+        if self.update_stats:
+            for key in self.update_stats[0]:
+                row[key] = float(np.mean([s[key] for s in self.update_stats if key in s]))
+        by_task: dict[str, list[float]] = {}
+        for slot, ret in self.episodes:
+            by_task.setdefault(self.env.slot_tasks[slot], []).append(ret)
+        all_returns = [r for _, r in self.episodes]
+        row["return/mean"] = float(np.mean(all_returns)) if all_returns else float("nan")
+        row["episodes"] = len(all_returns)
+        for task, rets in sorted(by_task.items()):
+            row[f"return/{task}"] = float(np.mean(rets))
+        self.episodes, self.update_stats = [], []
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "frames": self.frames, "obs": self.obs.clone(),
+                "z_prev": self.z_prev.clone(), "first": self.first.clone(),
+                "slot_resets_done": torch.as_tensor(self.slot_resets_done),
+                "env": self.env.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.frames = int(state["frames"])
+        self.obs, self.z_prev, self.first = state["obs"], state["z_prev"], state["first"]
+        self.slot_resets_done = state["slot_resets_done"].numpy().astype(np.int64)
+        self.env.set_state(state["env"])
+
+
+def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int) -> HierarchicalPolicy:
+    a = cfg.algo
+    return HierarchicalPolicy(env.obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
+                              num_options=int(a.num_options), hidden=list(a.hidden),
+                              option_embedding=int(a.option_embedding))
+
+
+def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv, num_slots: int
+                     ) -> HierarchicalPolicy:
+    """A fresh policy for the transfer slots whose encoder and priors are those learned in option learning."""
+    policy = _make_policy(cfg, env, num_slots)
+    shared = {k: v for k, v in source.state_dict().items()
+              if k.startswith(("encoder.", "prior_intra.", "prior_termination.", "prior_log_std"))}
+    policy.load_state_dict(shared, strict=False)
+    policy.start_transfer(frozen=bool(cfg.algo.frozen))
+    return policy
+
+
+@register_algorithm("msol", action_spaces=("discrete", "continuous"),
+                    description="Multitask Soft Option Learning (soft options fine-tuned after transfer)")
+def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
+    """Option learning then transfer; one metrics row per log interval, eval rows per eval interval."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    probe = make_env(cfg, ["__probe__"], mode=str(cfg.env.train_mode), envs_per_slot=1, seed=cfg.seed)
+    all_tasks = list(probe.tasks)
+    probe.close()
+    phases = build_phases(cfg, all_tasks)
+    total_frames = sum(p.frames_per_task for p in phases)
+    resume = run.load_checkpoint()
+    start_phase = int(resume["phase_index"]) if resume else 0
+    global_offset = sum(p.frames_per_task for p in phases[:start_phase])
+    run.start_progress(total_frames, initial=global_offset + (int(resume["phase"]["frames"]) if resume else 0),
+                       desc=f"{cfg.algo.name}/{cfg.env.name}")
+    if resume:
+        torch.set_rng_state(resume["torch_rng"])
+    policy: HierarchicalPolicy | None = None
+    summary: dict[str, float] = {}
+    log_every = max(1, int(cfg.logger.log_interval_frames_per_task * cfg.budget_scale))
+    eval_every = max(1, int(cfg.eval.interval_frames_per_task * cfg.budget_scale))
+    last_ckpt = time.time()
+    for index, spec in enumerate(phases):
+        if index < start_phase:
+            continue
+        env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
+                       seed=cfg.seed * 1000 + index)
+        eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
+                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index)
+        if spec.name == "options":
+            policy = _make_policy(cfg, env, spec.num_slots)
+        else:
+            if policy is None:  # resuming straight into transfer: rebuild the structure, weights come next
+                policy = _make_policy(cfg, env, phases[0].num_slots)
+            policy = _transfer_policy(cfg, policy, env, spec.num_slots)
+        phase = MSOLPhase(cfg, spec, policy, env)
+        evals_done = 0
+        if resume and index == start_phase:
+            policy.load_state_dict(resume["policy"])
+            phase.load_state_dict(resume["phase"])
+            evals_done = int(resume["evals_done"])
+            resume = None
+        else:
+            phase.start(seed=cfg.seed * 1000 + index)
+        t0, f0 = time.time(), phase.frames
+        while phase.frames < spec.frames_per_task:
+            phase.maybe_reset_slots()
+            before = phase.frames
+            phase.collect()
+            phase.update()
+            run.progress(phase.frames - before, phase=spec.name)
+            if phase.frames // eval_every > evals_done or phase.frames >= spec.frames_per_task:
+                evals_done = phase.frames // eval_every
+                eval_row = evaluate_slots(policy, eval_env, seed=cfg.seed * 7 + evals_done + 100000 * index,
+                                          greedy=bool(cfg.algo.greedy_options) and policy.frozen_posteriors)
+                eval_row["frames_per_task"] = phase.frames
+                run.log(global_offset + phase.frames, eval_row, phase=f"{spec.name}/eval")
+                summary.update({f"{spec.name}/eval/{k}": v for k, v in eval_row.items()})
+            if phase.frames % log_every < (phase.n_steps * phase.num_envs // spec.num_slots) \
+                    or phase.frames >= spec.frames_per_task:
+                row = phase.pop_log_row()
+                row["frames_per_task"] = phase.frames
+                row["fps"] = (phase.frames - f0) * spec.num_slots / max(time.time() - t0, 1e-9)
+                run.log(global_offset + phase.frames, row, phase=spec.name)
+                run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
+                if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s):
+                    _checkpoint(run, index, policy, phase, evals_done)
+                    last_ckpt = time.time()
+        figure = plot_options(policy, env, run.dir / "figures" / f"options_{spec.name}.png")
+        if figure is not None:
+            run.log_image(f"figures/options_{spec.name}", figure)
+        _checkpoint(run, index, policy, phase, evals_done)  # phase end: always
+        run.save_checkpoint({"policy": policy.state_dict()}, name=spec.name)
+        global_offset += spec.frames_per_task
+        env.close()
+        eval_env.close()
+    last = phases[-1].name
+    summary["objective"] = summary.get(f"{last}/eval/return/mean", float("nan"))
+    return summary
+
+
+def _checkpoint(run: Run, phase_index: int, policy: HierarchicalPolicy, phase: MSOLPhase, evals_done: int) -> None:
+    run.save_checkpoint({"phase_index": phase_index, "policy": policy.state_dict(), "phase": phase.state_dict(),
+                         "evals_done": evals_done, "torch_rng": torch.get_rng_state(),
+                         "wall_time_s": run.elapsed()})
+
+
+@register_algorithm("msol_frozen", action_spaces=("discrete", "continuous"),
+                    description="MSOL(frozen): options learned softly, used as fixed options after transfer")
+def train_msol_frozen(cfg: DictConfig, run: Run) -> dict[str, float]:
+    if not cfg.algo.frozen:
+        raise ValueError("algo=msol_frozen needs algo.frozen=true")
+    return train_msol(cfg, run)

@@ -1,0 +1,107 @@
+"""The hierarchical policy's structure: batched slot heads, conditioning, b̂, transfer."""
+
+import torch
+
+from msol.acting import act
+from msol.losses import evaluate
+from msol.networks import HierarchicalPolicy, SlotLinear
+from msol.storage import Rollout
+from msol.trainer import _transfer_policy
+
+
+def _policy(continuous=False, slots=3):
+    torch.manual_seed(0)
+    return HierarchicalPolicy(5, 4, continuous=continuous, num_slots=slots, num_options=3, hidden=[16, 8],
+                              option_embedding=4)
+
+
+def test_slot_linear_equals_a_loop_over_slots():
+    layer = SlotLinear(4, 6, 3)
+    x = torch.randn(10, 6)
+    slot = torch.randint(4, (10,))
+    expected = torch.stack([x[i] @ layer.weight[slot[i]] + layer.bias[slot[i]] for i in range(10)])
+    assert torch.allclose(layer(x, slot), expected, atol=1e-6)
+
+
+def _batch(policy, z_prev, z):
+    rows = len(z)
+    b = Rollout.allocate(1, rows, 5, (), continuous=False).flat()
+    b.obs = torch.randn(1, 5).expand(rows, 5).clone()
+    b.z_prev, b.z = torch.tensor(z_prev), torch.tensor(z)
+    b.action = torch.zeros(rows, dtype=torch.long)
+    return b
+
+
+def test_value_conditions_on_previous_option_not_current():
+    policy = _policy()
+    slot = torch.zeros(3, dtype=torch.long)
+    ev = evaluate(policy, _batch(policy, [0, 1, 0], [2, 2, 1]), slot, fixed_termination_prior=0.05)
+    assert ev.value[0] != ev.value[1]                      # different z_{t-1}
+    assert torch.isclose(ev.value[0], ev.value[2])          # same z_{t-1}, different z_t
+
+
+def test_z_hat_is_fresh_master_sample_even_when_option_continues():
+    policy = _policy()
+    with torch.no_grad():
+        policy.master.bias.zero_()
+        policy.master.weight.zero_()
+        policy.master.bias[:, 2] = 50.0     # master always picks option 2
+        policy.termination.weight.zero_()
+        policy.termination.bias[:] = torch.tensor([50.0, -50.0])  # never terminate
+    obs = torch.randn(4, 5)
+    z_prev = torch.tensor([0, 1, 2, 0])
+    first = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    step = act(policy, obs, z_prev, first, torch.zeros(4, dtype=torch.long))
+    assert step.b.tolist() == [0, 0, 0, 1]            # forced termination on the first step only
+    assert step.z.tolist() == [0, 1, 2, 2]            # options continue unless terminated
+    assert step.z_hat_switch.tolist() == [1, 1, 0, 1]  # b̂ = 1[ẑ != z_{t-1}] with ẑ = 2
+
+
+def test_transfer_starts_posteriors_at_priors_and_freezes_priors():
+    source = _policy(slots=3)
+
+    class FakeEnv:
+        obs_dim, action_dim, continuous = 5, 4, False
+
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.create({"algo": {"num_options": 3, "hidden": [16, 8], "option_embedding": 4, "frozen": False}})
+    policy = _transfer_policy(cfg, source, FakeEnv(), num_slots=2)
+    obs = torch.randn(6, 5)
+    slot = torch.tensor([0, 1, 0, 1, 0, 1])
+    z = torch.randint(3, (6,))
+    h, hp = policy.trunk(obs)
+    f, fp = policy.option_features(h, hp, z)
+    q_L, p_L = policy.action_dists(f, fp, slot, z)
+    assert torch.allclose(q_L.logits, p_L.logits, atol=1e-6)
+    q_T, p_T = policy.termination_logits(f, fp, slot)
+    assert torch.allclose(q_T, p_T, atol=1e-6)
+    # the priors equal the source's learned priors, and receive no gradient
+    hs, _ = source.trunk(obs)
+    fs = source.encoder.with_option(hs, z)
+    assert torch.allclose(source.prior_intra(fs), p_L.logits, atol=1e-6)
+    frozen = [p for n, p in policy.named_parameters() if n.startswith(("prior_", "prior_encoder"))]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert {"intra.weight", "termination.weight", "master.weight", "value.weight"} <= trainable
+
+
+def test_frozen_transfer_keeps_posteriors_equal_to_priors():
+    source = _policy(slots=2)
+
+    class FakeEnv:
+        obs_dim, action_dim, continuous = 5, 4, False
+
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.create({"algo": {"num_options": 3, "hidden": [16, 8], "option_embedding": 4, "frozen": True}})
+    policy = _transfer_policy(cfg, source, FakeEnv(), num_slots=2)
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert not any(n.startswith(("intra", "termination", "prior")) for n in trainable)
+    assert {"master.weight", "value.weight"} <= trainable
+
+
+def test_continuous_policy_gives_gaussian_actions():
+    policy = _policy(continuous=True)
+    obs = torch.randn(6, 5)
+    step = act(policy, obs, torch.zeros(6, dtype=torch.long), torch.ones(6), torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert step.action.shape == (6, 4) and step.action.dtype == torch.float32
+    assert torch.isfinite(step.logp).all()
