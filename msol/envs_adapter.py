@@ -76,12 +76,8 @@ class MultitaskEnv:
         if self.continuous:
             actions = np.clip(actions, self._low, self._high)
         obs, reward, terminated, truncated, infos = self.vec.step(actions)
-        final_obs = None
-        if "_final_obs" in infos and np.any(infos["_final_obs"]):
-            mask = infos["_final_obs"]
-            final_obs = np.zeros_like(obs)
-            final_obs[mask] = np.stack([np.asarray(o) for o in np.asarray(infos["final_obs"], dtype=object)[mask]]) \
-                if np.asarray(infos["final_obs"]).dtype == object else np.asarray(infos["final_obs"])[mask]
+        # Dense (num_envs, obs_dim) on steps where some env finished; rows of unfinished envs are unused.
+        final_obs = infos.get("final_obs")
         episodes: list[tuple[int, float]] = []
         if "_episode" in infos and np.any(infos["_episode"]):
             idx = np.flatnonzero(infos["_episode"])
@@ -92,19 +88,35 @@ class MultitaskEnv:
 
     def assign_task(self, slot: int, task: str) -> tuple[np.ndarray, np.ndarray]:
         """Give ``slot`` a new task now: its envs restart; returns (their env indices, their new observations)."""
-        obs = self.vec.reset_slot(slot, task)
+        self.vec.set_slot_task(slot, task)
+        obs, _ = self.vec.reset_slots(slot)
         idx = np.flatnonzero(self.slot_of_env == slot)
-        return idx, np.asarray(obs).reshape(len(idx), -1)
+        return idx, np.asarray(obs).reshape(self.num_envs, -1)[idx]
 
     def set_slot_tasks(self, tasks: Sequence[str]) -> None:
         for slot, task in enumerate(tasks):
             self.vec.set_slot_task(slot, task)
 
     def get_state(self) -> dict[str, torch.Tensor]:
-        return {k: torch.as_tensor(v) for k, v in self.vec.get_state().items()}
+        """Every array of the env (numpy backends): enough to continue bit-for-bit after a resume."""
+        if not self.exact_state:
+            return {}
+        return {k: torch.as_tensor(v.copy()) for k, v in _arrays(self.vec, "").items()}
 
     def set_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.vec.set_state({k: v.numpy() for k, v in state.items()})
+        """Restore :meth:`get_state`; gym-backed envs (MuJoCo) cannot be restored and restart their episodes."""
+        if not self.exact_state or not state:
+            return
+        for key, value in state.items():
+            owner, name = _resolve(self.vec, key)
+            getattr(owner, name)[...] = value.numpy()
+        self.vec._needs_reset = False
+
+    @property
+    def exact_state(self) -> bool:
+        from envs.core import BatchedCore
+
+        return isinstance(self.vec.core, BatchedCore)
 
     def grid_observations(self):
         core = getattr(self.vec, "core", None)
@@ -112,6 +124,30 @@ class MultitaskEnv:
 
     def close(self) -> None:
         self.vec.close()
+
+
+_STATE_OWNERS = ("", "core", "core.rng")
+
+
+def _arrays(root: Any, _: str) -> dict[str, np.ndarray]:
+    """The numpy arrays held by the vector env, its core and the core's counter RNG, by dotted name."""
+    out = {}
+    for prefix in _STATE_OWNERS:
+        owner = root
+        for part in filter(None, prefix.split(".")):
+            owner = getattr(owner, part)
+        for name, value in vars(owner).items():
+            if isinstance(value, np.ndarray) and name not in ("slot_of_env",):
+                out[f"{prefix}.{name}" if prefix else name] = value
+    return out
+
+
+def _resolve(root: Any, key: str) -> tuple[Any, str]:
+    *path, name = key.split(".")
+    owner = root
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, name
 
 
 def make_env(cfg: DictConfig, slot_tasks: Sequence[str], *, mode: str, envs_per_slot: int, seed: int

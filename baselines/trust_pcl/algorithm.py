@@ -131,15 +131,19 @@ class TrustPCL:
             for p_lag, p in zip(lagged.parameters(), online.parameters()):
                 p_lag.lerp_(p, weight)
 
-    def update_lambda(self, returns: Sequence[float], lengths: Sequence[int]) -> float:
-        """λ ← s·λ + (1−s)·λ_new with KL(λ_new) = ε × mean episode length on the recent episodes."""
+    def lambda_target(self, returns: Sequence[float], lengths: Sequence[int]) -> float:
+        """λ_new with KL(λ_new) = ε × mean episode length on the recent episodes (bisection, ``lagrange.py``)."""
         cfg = self.config
         if cfg.max_divergence is None or len(returns) == 0:
             return self.lam
         target_kl = cfg.max_divergence * float(np.mean(lengths))
-        lam_new = solve_lambda(np.asarray(returns), target_kl, cfg.lambda_max)
-        self.lam = cfg.lambda_smoothing * self.lam + (1.0 - cfg.lambda_smoothing) * lam_new
-        return self.lam
+        return solve_lambda(np.asarray(returns, dtype=np.float64), target_kl, cfg.lambda_max)
+
+    def smooth_lambda(self, lam_new: float) -> None:
+        """λ ← s·λ + (1−s)·λ_new, once per training step (s = 0.99)."""
+        if self.config.max_divergence is not None:
+            s = self.config.lambda_smoothing
+            self.lam = s * self.lam + (1.0 - s) * lam_new
 
     # ---------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:

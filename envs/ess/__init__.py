@@ -26,9 +26,23 @@ DEFENDER_ID = "msol/ESSDefender-v0"
 ATTACKER_ID = "msol/ESSAttacker-v0"
 
 __all__ = [
-    "ATTACKERS", "ATTACKER_ID", "DEFENDERS", "DEFENDER_ID", "ESSAttackerEnv", "ESSDefenderEnv", "ESSTwoPlayerEnv",
-    "GEO_PS", "GameRecord", "PolicyAttacker", "PolicyDefender", "make_attacker", "make_defender", "play_games",
-    "register_ess", "sample_start_states", "two_player_env",
+    "ATTACKERS",
+    "ATTACKER_ID",
+    "DEFENDERS",
+    "DEFENDER_ID",
+    "GEO_PS",
+    "ESSAttackerEnv",
+    "ESSDefenderEnv",
+    "ESSTwoPlayerEnv",
+    "GameRecord",
+    "PolicyAttacker",
+    "PolicyDefender",
+    "make_attacker",
+    "make_defender",
+    "play_games",
+    "register_ess",
+    "sample_start_states",
+    "two_player_env",
 ]
 
 

@@ -11,7 +11,7 @@ Observations are the raw piece counts as float32, bounded by the largest count t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +24,7 @@ from envs.ess.strategies import Attacker, Defender, make_attacker, make_defender
 class _ESSEnv(gym.Env):
     """Start states, bounds and rendering shared by both sides."""
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, K: int, potential: float, geo_ps: Sequence[float], render_mode: str | None) -> None:
         self.max_count = target_units(K, potential)  # validates K and potential

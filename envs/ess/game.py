@@ -141,7 +141,8 @@ def optimal_split(states: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     units = level_units(K)
     A = np.zeros_like(states)
     gap = np.zeros(states.shape[:-1], dtype=np.int64)  # units(A) - units(B) so far
-    for level in range(K, -1, -1):
+    occupied = np.flatnonzero(np.any(states.reshape(-1, K + 1) > 0, axis=0))  # empty levels change nothing
+    for level in occupied[::-1]:
         count, w = states[..., level], units[level]
         closing = np.minimum(count, -(-np.abs(gap) // w))  # ceil(|gap| / w), at most all pieces of the level
         to_a = np.where(gap < 0, closing, 0)
@@ -211,17 +212,17 @@ def disjoint_support_split(
     states; sets are swapped at random.
     """
     states = as_states(states)
-    batch = states.shape[:-1]
     flat = states.reshape(-1, states.shape[-1])
     n, L = flat.shape
     units = level_units(L - 1)
     total = potential_units(flat)
     tau = rng.choice(np.asarray(thresholds, dtype=np.float64), p=threshold_probs, size=n)
-    order = np.argsort(rng.random((n, L)), axis=1)
+    # occupied levels first, in random order (empty ones change nothing and are skipped)
+    order = np.argsort(rng.random((n, L)) + (flat == 0), axis=1)
     rows = np.arange(n)
     A = np.zeros_like(flat)
     held_a = np.zeros(n, dtype=np.int64)
-    for j in range(L):
+    for j in range(int(occupied_levels(flat).max(initial=0))):
         level = order[:, j]
         count = flat[rows, level]
         value = count * units[level]

@@ -60,12 +60,14 @@ class MixtureAttacker:
 
     def split(self, states: np.ndarray, rng: np.random.Generator) -> Split:
         states = game.as_states(states)
-        opt_a, opt_b = OptimalAttacker().split(states, rng)
-        dis_a, dis_b = game.disjoint_support_split(states, rng)
-        use_disjoint = rng.random(states.shape[:-1]) < self.disjoint_prob
-        use_disjoint &= game.occupied_levels(states) > self.optimal_below_levels
-        pick = use_disjoint[..., None]
-        return np.where(pick, dis_a, opt_a), np.where(pick, dis_b, opt_b)
+        flat = states.reshape(-1, states.shape[-1])
+        use_disjoint = rng.random(len(flat)) < self.disjoint_prob
+        use_disjoint &= game.occupied_levels(flat) > self.optimal_below_levels
+        A, B = np.zeros_like(flat), np.zeros_like(flat)
+        for rows, attacker in ((use_disjoint, DisjointSupportAttacker()), (~use_disjoint, OptimalAttacker())):
+            if rows.any():
+                A[rows], B[rows] = attacker.split(flat[rows], rng)
+        return A.reshape(states.shape), B.reshape(states.shape)
 
 
 class LevelSplitAttacker:
@@ -148,7 +150,7 @@ def make_attacker(spec: str | Attacker, **kwargs) -> Attacker:
             raise ValueError(f"attacker={spec!r}; valid: {', '.join(ATTACKERS)} or an object with .split()")
         return ATTACKERS[spec](**kwargs)
     if not isinstance(spec, Attacker):
-        raise ValueError(f"attacker={spec!r} has no split(states, rng); valid: {', '.join(ATTACKERS)}")
+        raise TypeError(f"attacker={spec!r} has no split(states, rng); valid: {', '.join(ATTACKERS)}")
     return spec
 
 
@@ -159,7 +161,7 @@ def make_defender(spec: str | Defender) -> Defender:
             raise ValueError(f"defender={spec!r}; valid: {', '.join(DEFENDERS)} or an object with .choose()")
         return DEFENDERS[spec]()
     if not isinstance(spec, Defender):
-        raise ValueError(f"defender={spec!r} has no choose(A, B, rng); valid: {', '.join(DEFENDERS)}")
+        raise TypeError(f"defender={spec!r} has no choose(A, B, rng); valid: {', '.join(DEFENDERS)}")
     return spec
 
 

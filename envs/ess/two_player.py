@@ -9,7 +9,7 @@ is zero-sum: +1 to the winner, -1 to the loser, when it ends.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -23,7 +23,7 @@ ATTACKER, DEFENDER = "attacker", "defender"
 
 
 class ESSTwoPlayerEnv(AECEnv):
-    metadata = {"name": "ess_attacker_defender_v0", "render_modes": ["ansi"], "is_parallelizable": False}
+    metadata: ClassVar[dict[str, Any]] = {"name": "ess_attacker_defender_v0", "render_modes": ["ansi"], "is_parallelizable": False}
 
     def __init__(self, K: int = 10, potential: float = 0.99, geo_ps: Sequence[float] = GEO_PS,
                  render_mode: str | None = None) -> None:

@@ -1,0 +1,14 @@
+"""Trust-PCL (Nachum et al. 2018): off-policy trust-region RL by multi-step path consistency.
+
+Modules, in the order the algorithm reads: ``networks`` (π_θ, V_φ), ``replay`` (recency-sampled sub-episodes),
+``consistency`` (the consistency error C), ``lagrange`` (λ from ε by bisection), ``algorithm`` (loss, gradient
+step, lagged prior/target), ``collector`` (env side), ``trainer`` (Algorithm 1), ``reporting`` + ``entry``
+(``algo=trust_pcl`` in ``python -m msol.train``). Documentation: docs/trust_pcl.md.
+"""
+
+from baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig
+from baselines.trust_pcl.trainer import TrustPCLTrainer
+
+__all__ = ["TrustPCL", "TrustPCLConfig", "TrustPCLTrainer"]
+
+from baselines.trust_pcl import entry as _entry  # noqa: E402,F401  (registers algo=trust_pcl)

@@ -1,0 +1,102 @@
+"""Frames per second of MSOL-A2C on Taxi vs stable-baselines3's A2C, measured in one run.
+
+Both learners use 12 tasks × 3 envs = 36 Taxi envs, n = 5 steps per update and a 512-256-512 network; MSOL
+computes the whole hierarchy (master, termination, intra-option posteriors and priors, values on z_{t-1}).
+
+    python benchmarks/msol_throughput.py [--frames 200000] [--threads 1] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+
+import envs  # noqa: F401
+from msol.envs_adapter import make_env
+from msol.trainer import MSOLPhase, PhaseSpec, _make_policy
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"
+
+
+def msol_fps(frames_total: int) -> float:
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose("train", overrides=["env=taxi", "algo=msol"])
+    tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
+    env = make_env(cfg, tasks, mode="train", envs_per_slot=3, seed=0)
+    spec = PhaseSpec("options", tasks, "train", 12, 10**9, None, tasks)
+    phase = MSOLPhase(cfg, spec, _make_policy(cfg, env, 12), env)
+    phase.start(seed=0)
+    for _ in range(20):  # warm-up
+        phase.collect()
+        phase.update()
+    start_frames, t0 = phase.frames, time.perf_counter()
+    while (phase.frames - start_frames) * 12 < frames_total:
+        phase.collect()
+        phase.update()
+    return (phase.frames - start_frames) * 12 / (time.perf_counter() - t0)
+
+
+def sb3_fps(frames_total: int) -> float:
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.env_util import make_vec_env
+
+    tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
+    vec = make_vec_env("msol/Taxi-v0", n_envs=36, seed=0,
+                       env_kwargs=None, wrapper_class=None)
+    for i in range(36):
+        vec.env_method("set_task", tasks[i // 3], indices=[i])
+    model = A2C("MlpPolicy", vec, n_steps=5, gamma=0.95, learning_rate=1e-3, seed=0, device="cpu",
+                policy_kwargs={"net_arch": [512, 256, 512]}, verbose=0)
+    model.learn(total_timesteps=36 * 5 * 20)  # warm-up
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=frames_total, reset_num_timesteps=False)
+    return frames_total / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=200_000, help="total env frames measured per learner")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both learners")
+    parser.add_argument("--write-docs", action="store_true", help=f"write the table into {DOCS}")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ours = msol_fps(args.frames)
+    theirs = sb3_fps(args.frames)
+    cmd = f"python benchmarks/msol_throughput.py --frames {args.frames} --threads {args.threads}"
+    table = (
+        f"{HEADING}\n\n"
+        f"Command: `{cmd}`; date {date.today()}; {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {args.threads} torch thread(s); 36 envs (12 tasks × 3), n=5, 512-256-512.\n\n"
+        "| learner | frames/s |\n|---|---|\n"
+        f"| MSOL-A2C (hierarchy: master, termination, intra-option, priors) | {ours:,.0f} |\n"
+        f"| stable-baselines3 A2C (flat) | {theirs:,.0f} |\n"
+        f"| ratio MSOL / SB3 | {ours / theirs:.2f}× |\n"
+    )
+    print(table)
+    if args.write_docs:
+        _replace_section(DOCS, HEADING, table)
+
+
+def _replace_section(path: Path, heading: str, body: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if heading in text:
+        head, _, rest = text.partition(heading)
+        nxt = rest.find("\n## ")
+        text = head + body + (rest[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

@@ -1,0 +1,76 @@
+"""Moving Bandits (MLSH paper; MSOL Fig. 2a; spec: envs.md "Moving Bandits").
+
+The agent starts at (200, 200) with two goals drawn uniformly in [0, 400]^2 at every reset; it is rewarded 1 at every
+step at which, after moving, it is within distance 50 (Euclidean, inclusive) of the CORRECT goal. Which goal is
+correct is the task and is not observed, so a task-blind policy can at best commit to one goal (the "local minimum",
+about half the optimal return; see ``envs.optimal``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from envs.core import BatchedCore, CoreEnv
+
+ARENA = 400.0
+START = (200.0, 200.0)
+STEP_SIZE = 20.0
+GOAL_RADIUS = 50.0
+# Action -> (dx, dy): 0 stay, 1 x+20, 2 x-20, 3 y+20, 4 y-20; no clipping to the arena.
+MOVES = np.array([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)], dtype=np.float64) * STEP_SIZE
+GOAL_DRAWS = 1  # draws 1..4: goal0 x, goal0 y, goal1 x, goal1 y (draw 0 is the task, see envs.core)
+
+
+class MovingBanditsCore(BatchedCore):
+    """Batched Moving Bandits; tasks ``"goal0"`` / ``"goal1"`` (index of the rewarded goal)."""
+
+    tasks = ("goal0", "goal1")
+    single_action_space = gym.spaces.Discrete(len(MOVES))
+
+    def __init__(self, num_envs: int, task: str | int | None = None, mode: str = "train") -> None:
+        super().__init__(num_envs, task, mode)
+        # Exact bounds: the agent can walk at most max_episode_steps * 20 away from the start in each axis.
+        reach = self.max_episode_steps * STEP_SIZE
+        low = np.array([START[0] - reach, START[1] - reach, 0, 0, 0, 0]) / ARENA
+        high = np.array([START[0] + reach, START[1] + reach, ARENA, ARENA, ARENA, ARENA]) / ARENA
+        self.single_observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32))
+        self.position = np.zeros((self.num_envs, 2))
+        self.goals = np.zeros((self.num_envs, 2, 2))  # (env, goal, xy)
+
+    def _reset_state(self, ids: np.ndarray) -> None:
+        self.position[ids] = START
+        draws = [self.rng.uniform(ids, GOAL_DRAWS + k) for k in range(4)]
+        self.goals[ids] = np.stack(draws, axis=1).reshape(len(ids), 2, 2) * ARENA
+
+    def _step_state(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.position += MOVES[actions]
+        goal = self.goals[self._all, self.task]
+        reached = np.sum((self.position - goal) ** 2, axis=1) <= GOAL_RADIUS**2
+        return reached.astype(np.float64), np.zeros(self.num_envs, dtype=bool)
+
+    def observe(self) -> np.ndarray:
+        obs = np.concatenate([self.position, self.goals.reshape(self.num_envs, 4)], axis=1) / ARENA
+        return obs.astype(np.float32)
+
+
+class MovingBanditsEnv(CoreEnv):
+    """Two goals, one rewarded; the agent sees both but not which (spec: envs.md "Moving Bandits").
+
+    Args:
+        task: ``"goal0"`` or ``"goal1"`` (the index of the rewarded goal), or ``None``: drawn uniformly at every
+            reset (from the seeded per-episode draws).
+        mode: "train" or "test" (identical: the paper has no separate test distribution; kept so every multitask
+            env shares one constructor).
+
+    Observation (float32, 6): agent x, y, goal0 x, y, goal1 x, y, each divided by 400. Actions ``Discrete(5)``:
+    0 stay, 1 x+20, 2 x-20, 3 y+20, 4 y-20. Never terminates; ``truncated`` at step 50.
+    """
+
+    core_class = MovingBanditsCore
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, task: str | None = None, mode: str = "train") -> None:
+        super().__init__(task=task, mode=mode)

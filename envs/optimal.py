@@ -1,0 +1,121 @@
+"""Optimal undiscounted returns: Taxi family by shortest paths, Moving Bandits by quadrature and Monte Carlo.
+
+Taxi family. With -0.1 per step and +2 (instead of -0.1) on delivery, an episode delivering at step ``D`` returns
+``2 - 0.1 (D - 1)``, decreasing in ``D``, and any delivery within the 50 steps beats none (-5.0). So the optimum
+from a state is given by ``D(s)``, the fewest steps to a delivery, found by breadth-first layers over the env's own
+transition tables (state = (heading, passenger, cell)): ``D(s) = 1`` if some action delivers from ``s``, else
+``1 + min_a D(next(s, a))``. The start distribution (start cells x passenger aboard with p = 0.5 in "train" /
+never in "test" x uniform heading) is then averaged exactly.
+
+Moving Bandits. The agent lives on the lattice ``(200 + 20a, 200 + 20b)`` and is rewarded at every step after it is
+within 50 of the correct goal, so the optimal policy walks a shortest (Manhattan) path to the nearest lattice point
+inside the goal's disk, ``k`` steps away, and stays: return ``50 - max(k - 1, 0)``. ``moving_bandits_optimal_return``
+averages that over goals uniform in [0, 400]^2 with a deterministic midpoint rule (error ~1e-3). The task-blind
+"one goal" policy (optimal for goal 0 whatever the task) has no closed form: ``moving_bandits_policy_return``
+runs it on the batched env with a fixed seed (Monte Carlo).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.core import check_mode
+from envs.directional_taxi import DirectionalTaxiCore
+from envs.moving_bandits import ARENA, GOAL_RADIUS, START, STEP_SIZE, MovingBanditsCore
+from envs.taxi import DELIVERY_REWARD, STEP_REWARD, TRAIN_PASSENGER_PROB, TaxiCore, TaxiFamilyCore, TaxiMap
+
+
+def steps_to_deliver(core: TaxiFamilyCore) -> np.ndarray:
+    """Fewest steps to a delivery from every (task, state) of ``core``'s tables (inf if impossible)."""
+    delivers_now = core.terminates.any(axis=2)
+    steps = np.where(delivers_now, 1.0, np.inf)
+    tasks = np.arange(len(core.tasks))[:, None, None]
+    while True:  # one BFS layer per iteration: at most num_states iterations
+        via_move = 1.0 + steps[tasks, core.next_state].min(axis=2)
+        updated = np.where(delivers_now, 1.0, via_move)
+        if np.array_equal(updated, steps):
+            return steps
+        steps = updated
+
+
+def _start_distribution(core: TaxiFamilyCore) -> tuple[np.ndarray, np.ndarray]:
+    """States the env can start in and their probabilities, as ``_reset_state`` draws them."""
+    cells = core.map.start_cells
+    p_aboard = TRAIN_PASSENGER_PROB if core.mode == "train" else 0.0
+    states, probs = [], []
+    for heading in range(core.num_headings):
+        for passenger, p in ((0, 1.0 - p_aboard), (1, p_aboard)):
+            if p > 0:
+                states.append(core.encode(heading, passenger, cells))
+                probs.append(np.full(len(cells), p / (len(cells) * core.num_headings)))
+    return np.concatenate(states), np.concatenate(probs)
+
+
+def taxi_optimal_returns(
+    grid: str | TaxiMap = "8x8", mode: str = "test", directional: bool = False
+) -> dict[str, float]:
+    """Expected optimal return of each task (name -> return) under ``mode``'s start distribution."""
+    check_mode(mode)
+    core = (DirectionalTaxiCore if directional else TaxiCore)(1, mode=mode, grid=grid)
+    steps = steps_to_deliver(core)
+    horizon = core.max_episode_steps
+    returns = np.where(steps <= horizon, DELIVERY_REWARD + STEP_REWARD * (steps - 1), STEP_REWARD * horizon)
+    states, probs = _start_distribution(core)
+    return {task: float(returns[k, states] @ probs) for k, task in enumerate(core.tasks)}
+
+
+def taxi_optimal_return(grid: str | TaxiMap = "8x8", mode: str = "test", directional: bool = False) -> float:
+    """Optimal return averaged over the tasks (0.590 for the paper's Taxi in test mode, 1.031 in train)."""
+    return float(np.mean(list(taxi_optimal_returns(grid, mode, directional).values())))
+
+
+# --- Moving Bandits ------------------------------------------------------------------------------------------------
+_OFFSETS = np.array([(da, db) for da in range(-3, 4) for db in range(-3, 4)])  # covers +-60 > the 50 radius
+
+
+def moving_bandits_target(position: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """Lattice offsets (steps along x, y) from ``position`` to the nearest-in-steps point within 50 of ``goal``.
+
+    Shapes (M, 2) -> int (M, 2); ties broken by Euclidean distance to the goal.
+    """
+    nearest = np.round((goal - position) / STEP_SIZE)
+    offsets = nearest[:, None, :] + _OFFSETS[None]  # (M, 49, 2)
+    points = position[:, None, :] + offsets * STEP_SIZE
+    dist2 = np.sum((points - goal[:, None, :]) ** 2, axis=2)
+    steps = np.abs(offsets).sum(axis=2)
+    cost = np.where(dist2 <= GOAL_RADIUS**2, steps + dist2 / (4 * GOAL_RADIUS**2), np.inf)  # dist term < 1
+    return offsets[np.arange(len(goal)), cost.argmin(axis=1)].astype(np.int64)
+
+
+def moving_bandits_goal_policy(position: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """Actions of the optimal policy for ``goal``: a step along x, then y, towards its target, then stay."""
+    target = moving_bandits_target(position, goal)
+    dx, dy = target[:, 0], target[:, 1]
+    return np.select([dx > 0, dx < 0, dy > 0, dy < 0], [1, 2, 3, 4], default=0)
+
+
+def moving_bandits_optimal_return(resolution: int = 1000) -> float:
+    """Optimal expected return (~43.8): midpoint rule over goals on a ``resolution``^2 grid of [0, 400]^2."""
+    axis = (np.arange(resolution) + 0.5) * ARENA / resolution
+    goals = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
+    steps = np.abs(moving_bandits_target(np.broadcast_to(START, goals.shape), goals)).sum(axis=1)
+    horizon = MovingBanditsCore.max_episode_steps
+    return float(np.mean(horizon - np.maximum(steps - 1, 0)))
+
+
+def moving_bandits_policy_return(followed_goal: int | None = 0, episodes: int = 20_000, seed: int = 0) -> float:
+    """Monte Carlo mean return, tasks uniform, of the policy optimal for goal ``followed_goal``.
+
+    ``followed_goal=0``: the task-blind "one goal" policy (~21.9); ``None``: it follows the correct goal (the
+    optimum, a check on the env against ``moving_bandits_optimal_return``).
+    """
+    core = MovingBanditsCore(episodes)
+    core.reset(seed=seed)
+    total = np.zeros(episodes)
+    rows = np.arange(episodes)
+    followed = core.task if followed_goal is None else np.full(episodes, followed_goal)
+    for _ in range(core.max_episode_steps):
+        actions = moving_bandits_goal_policy(core.position, core.goals[rows, followed])
+        _, reward, _, _ = core.step(actions)
+        total += reward
+    return float(total.mean())

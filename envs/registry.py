@@ -1,0 +1,75 @@
+"""Registers every msol environment with gymnasium under the ``msol/`` namespace (on ``import envs``).
+
+The Taxi family and Moving Bandits keep their 50-step limit inside the env (so the batched cores have it too) and
+are registered with ``max_episode_steps=None``; the Swimmer keeps Swimmer-v5's 1000 steps via TimeLimit.
+
+Other modules add ids with ``register_env`` so that ``list_envs`` describes them; the ESS games come from
+``envs.ess.register_ess()`` when that package exists (it may call ``register_env``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
+
+NAMESPACE = "msol"
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_env(env_id: str, entry_point: str, description: str, **register_kwargs: Any) -> None:
+    """``gymnasium.register`` (idempotent) plus a one-line description for ``list_envs``."""
+    if not env_id.startswith(f"{NAMESPACE}/"):
+        raise ValueError(f"env_id={env_id!r} must be in the {NAMESPACE}/ namespace")
+    _DESCRIPTIONS[env_id] = description
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=entry_point, **register_kwargs)
+
+
+def list_envs() -> dict[str, str]:
+    """Every registered ``msol/`` id -> a one-line description (ids registered elsewhere: their class docstring)."""
+    listing = {}
+    for env_id in sorted(i for i in gym.registry if i.startswith(f"{NAMESPACE}/")):
+        description = _DESCRIPTIONS.get(env_id)
+        if description is None:
+            entry_point = gym.registry[env_id].entry_point
+            creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+            description = (creator.__doc__ or str(entry_point)).strip().splitlines()[0]
+        listing[env_id] = description
+    return listing
+
+
+_TAXI = "envs.taxi:TaxiEnv"
+_CORE_ENVS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
+    ("Taxi-v0", _TAXI, {}, "Taxi, the MSOL paper's 8x8 map: 12 pickup-dropoff tasks, one-hot obs (72), 6 actions"),
+    ("Taxi8x8Moved-v0", _TAXI, {"grid": "8x8-moved"},
+     "Taxi 8x8 with the four locations moved by one cell (transfer: MSOL Fig. 2e, Fig. 6 left)"),
+    ("Taxi10x10-v0", _TAXI, {"grid": "10x10"}, "Taxi on the project's 10x10 map (obs 128), 12 tasks"),
+    ("Taxi10x10Moved-v0", _TAXI, {"grid": "10x10-moved"},
+     "Taxi 10x10 with the four locations moved by one cell (transfer: MSOL Fig. 2e, Fig. 6 right)"),
+    ("DirectionalTaxi-v0", "envs.directional_taxi:DirectionalTaxiEnv", {},
+     "Directional Taxi 8x8: forward / rotate 90 degrees, one-hot obs (288), 5 actions, 12 tasks"),
+    ("MovingBandits-v0", "envs.moving_bandits:MovingBanditsEnv", {},
+     "Moving Bandits (MLSH): reach the unobserved correct one of two goals; tasks goal0, goal1"),
+)  # fmt: skip
+
+
+def _register_all() -> None:
+    for name, entry_point, kwargs, description in _CORE_ENVS:
+        register_env(f"{NAMESPACE}/{name}", entry_point, description, kwargs=kwargs, max_episode_steps=None)
+    register_env(
+        f"{NAMESPACE}/DirectionalSwimmer-v0",
+        "envs.swimmer:DirectionalSwimmerEnv",
+        "MuJoCo Swimmer-v5 rewarded along an unobserved direction: tasks up, down, left, right",
+        max_episode_steps=1000,
+    )
+    if importlib.util.find_spec("envs.ess") is not None:  # written by another engineer; absent until then
+        register_ess = getattr(importlib.import_module("envs.ess"), "register_ess", None)
+        if register_ess is not None:
+            register_ess()
+
+
+_register_all()

@@ -1,0 +1,317 @@
+"""Taxi (MSOL paper §5; spec: envs.md "Taxi") and the parametric Taxi used for transfer.
+
+The whole family is tabular: a state is ``(heading, passenger-in-taxi, cell)`` (one heading for plain Taxi), so the
+batched core precomputes ``next_state``/``reward``/``terminated`` tables of shape (tasks, states, actions) once and a
+step for N envs is three array gathers. The same tables feed ``envs.optimal``'s shortest paths, so the optimal
+returns are computed on exactly the dynamics the agent sees.
+
+Maps (``x`` = column, ``y`` = row, (0, 0) top-left, ``#`` wall, ``.`` free; the border is always wall):
+
+``"8x8"`` (the paper's map; R (1,1), G (6,1), Y (1,6), B (5,6))::
+
+    ########
+    #R.#..G#
+    #..#...#
+    #......#
+    #......#
+    #.#.#..#
+    #Y#.#B.#
+    ########
+
+``"10x10"`` (project design, the paper does not publish it: the 8x8 map's structure, a top divider and two bottom
+pockets, scaled to an 8x8 interior; R (1,1), G (8,1), Y (1,8), B (6,8))::
+
+    ##########
+    #R..#...G#
+    #...#....#
+    #...#....#
+    #........#
+    #........#
+    #.#.#....#
+    #.#.#....#
+    #Y#.#.B..#
+    ##########
+
+``"8x8-moved"`` / ``"10x10-moved"``: the same walls with every location moved by one cell vertically towards the
+middle row (8x8: R (1,2), G (6,2), Y (1,5), B (5,5); 10x10: R (1,2), G (8,2), Y (1,7), B (6,7)). A rule rather
+than four ad-hoc picks: every location has a free cell there on both maps, and the shift changes both the cell
+an option must reach and the approach to it.
+
+Any other layout: ``TaxiMap(rows=[...], locations={...})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from envs.core import BatchedCore, CoreEnv
+
+STEP_REWARD = -0.1
+DELIVERY_REWARD = 2.0
+LOCATION_NAMES = ("R", "G", "Y", "B")
+# Start draws (draw 0 is the task, see envs.core).
+CELL_DRAW, PASSENGER_DRAW, HEADING_DRAW = 1, 2, 3
+TRAIN_PASSENGER_PROB = 0.5
+
+
+@dataclass(frozen=True)
+class TaxiMap:
+    """A Taxi layout: wall rows and named pickup/drop-off locations ``{name: (x, y)}``.
+
+    Cells are indexed over the interior (the border excluded, inner walls included) row by row:
+    ``cell = (y - 1) * (width - 2) + (x - 1)``; that index is the observation's cell coordinate.
+    """
+
+    rows: tuple[str, ...]
+    locations: Mapping[str, tuple[int, int]]
+    name: str = "custom"
+    walkable: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rows = tuple(self.rows)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "locations", dict(self.locations))
+        if len(rows) < 3 or any(len(r) != len(rows[0]) for r in rows) or len(rows[0]) < 3:
+            raise ValueError(f"rows must be a rectangle of at least 3x3 characters, got {rows!r}")
+        if set("".join(rows)) - {"#", "."}:
+            raise ValueError(f"rows may only contain '#' (wall) and '.' (free), got {rows!r}")
+        border = rows[0] + rows[-1] + "".join(r[0] + r[-1] for r in rows)
+        if set(border) != {"#"}:
+            raise ValueError(f"the border of the map must be wall ('#'), got {rows!r}")
+        if len(self.locations) < 2:
+            raise ValueError(f"need at least 2 locations, got {dict(self.locations)!r}")
+        for loc, (x, y) in self.locations.items():
+            if not (0 <= y < len(rows) and 0 <= x < len(rows[0])) or rows[y][x] != ".":
+                raise ValueError(f"location {loc}={(x, y)} is not a free cell of the map")
+        if len(set(self.locations.values())) != len(self.locations):
+            raise ValueError(f"locations must be distinct cells, got {dict(self.locations)!r}")
+        interior = np.array([[c == "." for c in r[1:-1]] for r in rows[1:-1]])
+        object.__setattr__(self, "walkable", interior.reshape(-1))
+
+    @property
+    def width(self) -> int:
+        return len(self.rows[0])
+
+    @property
+    def height(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_cells(self) -> int:
+        return (self.width - 2) * (self.height - 2)
+
+    def cell(self, x: int, y: int) -> int:
+        return (y - 1) * (self.width - 2) + (x - 1)
+
+    def xy(self, cell: int | np.ndarray) -> tuple[Any, Any]:
+        return cell % (self.width - 2) + 1, cell // (self.width - 2) + 1
+
+    @property
+    def location_cells(self) -> dict[str, int]:
+        return {loc: self.cell(x, y) for loc, (x, y) in self.locations.items()}
+
+    @property
+    def start_cells(self) -> np.ndarray:
+        """Walkable cells that are not a location: where a taxi may start (26 on the paper's map)."""
+        start = self.walkable.copy()
+        start[list(self.location_cells.values())] = False
+        return np.flatnonzero(start)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Ordered (pickup, drop-off) pairs of distinct locations, named ``"<pickup>-<dropoff>"``."""
+        return tuple(f"{p}-{d}" for p in self.locations for d in self.locations if p != d)
+
+
+_ROWS_8X8 = ("########", "#..#...#", "#..#...#", "#......#", "#......#", "#.#.#..#", "#.#.#..#", "########")
+_ROWS_10X10 = (
+    "##########", "#...#....#", "#...#....#", "#...#....#", "#........#",
+    "#........#", "#.#.#....#", "#.#.#....#", "#.#.#....#", "##########",
+)  # fmt: skip
+TAXI_MAPS: dict[str, TaxiMap] = {
+    m.name: m
+    for m in (
+        TaxiMap(_ROWS_8X8, {"R": (1, 1), "G": (6, 1), "Y": (1, 6), "B": (5, 6)}, "8x8"),
+        TaxiMap(_ROWS_8X8, {"R": (1, 2), "G": (6, 2), "Y": (1, 5), "B": (5, 5)}, "8x8-moved"),
+        TaxiMap(_ROWS_10X10, {"R": (1, 1), "G": (8, 1), "Y": (1, 8), "B": (6, 8)}, "10x10"),
+        TaxiMap(_ROWS_10X10, {"R": (1, 2), "G": (8, 2), "Y": (1, 7), "B": (6, 7)}, "10x10-moved"),
+    )
+}
+
+
+def get_map(grid: str | TaxiMap) -> TaxiMap:
+    if isinstance(grid, TaxiMap):
+        return grid
+    if grid not in TAXI_MAPS:
+        raise ValueError(f"grid={grid!r} is not valid; valid grids: {', '.join(TAXI_MAPS)} (or a TaxiMap)")
+    return TAXI_MAPS[grid]
+
+
+class TaxiFamilyCore(BatchedCore):
+    """Tabular core shared by Taxi and Directional Taxi; subclasses give the headings and the action semantics.
+
+    State index ``s = (heading * 2 + passenger) * num_cells + cell``; the observation is ``one_hot(s)``.
+    """
+
+    num_headings: ClassVar[int]
+    num_actions: ClassVar[int]
+    pick_action: ClassVar[int]
+
+    def __init__(
+        self, num_envs: int, task: str | int | None = None, mode: str = "train", grid: str | TaxiMap = "8x8"
+    ) -> None:
+        self.map = get_map(grid)
+        self.tasks = self.map.tasks
+        self.num_states = self.num_headings * 2 * self.map.num_cells
+        self.single_observation_space = gym.spaces.Box(0.0, 1.0, (self.num_states,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(self.num_actions)
+        super().__init__(num_envs, task, mode)
+        self.next_state, self.reward, self.terminates = build_tables(self)
+        # Flat views so a batched step is one gather per table: index = (task * S + s) * A + a.
+        self._next_flat = self.next_state.reshape(-1)
+        self._reward_flat = self.reward.reshape(-1)
+        self._term_flat = self.terminates.reshape(-1)
+        self._one_hot = np.eye(self.num_states, dtype=np.float32)
+        self.state = np.zeros(self.num_envs, dtype=np.int64)
+
+    def motion(self, heading: int, action: int) -> tuple[int, int, int]:
+        """``(dx, dy, new_heading)`` of a non-pick action taken with ``heading``."""
+        raise NotImplementedError
+
+    def encode(self, heading: Any, passenger: Any, cell: Any) -> Any:
+        return (heading * 2 + passenger) * self.map.num_cells + cell
+
+    def decode(self, state: Any) -> tuple[Any, Any, Any]:
+        """``(heading, passenger, cell)`` of state index(es)."""
+        cell = state % self.map.num_cells
+        hp = state // self.map.num_cells
+        return hp // 2, hp % 2, cell
+
+    def _reset_state(self, ids: np.ndarray) -> None:
+        starts = self.map.start_cells
+        cell = starts[self.rng.integers(ids, CELL_DRAW, len(starts))]
+        if self.mode == "train":
+            passenger = (self.rng.uniform(ids, PASSENGER_DRAW) < TRAIN_PASSENGER_PROB).astype(np.int64)
+        else:
+            passenger = np.zeros(len(ids), dtype=np.int64)
+        heading = self.rng.integers(ids, HEADING_DRAW, self.num_headings)
+        self.state[ids] = self.encode(heading, passenger, cell)
+
+    def _step_state(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = (self.task * self.num_states + self.state) * self.num_actions + actions
+        self.state = self._next_flat[index]
+        return self._reward_flat[index], self._term_flat[index]
+
+    def observe(self) -> np.ndarray:
+        return self._one_hot[self.state]
+
+    def render_text(self, env: int = 0) -> str:
+        """The map with the locations (lower case: the current task's pickup and drop-off) and the taxi."""
+        heading, passenger, cell = (int(v) for v in self.decode(self.state[env]))
+        grid = [list(r) for r in self.map.rows]
+        pickup, dropoff = self.tasks[int(self.task[env])].split("-")
+        for loc, (x, y) in self.map.locations.items():
+            grid[y][x] = loc.lower() if loc in (pickup, dropoff) else loc
+        x, y = self.map.xy(cell)
+        grid[y][x] = self.taxi_symbol(heading)
+        aboard = "aboard" if passenger else "waiting"
+        status = f"task {self.tasks[int(self.task[env])]}, step {self.elapsed[env]}, passenger {aboard}"
+        return "\n".join("".join(r) for r in grid) + "\n" + status + "\n"
+
+    def taxi_symbol(self, heading: int) -> str:
+        return "T"
+
+
+def build_tables(core: TaxiFamilyCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition, reward and termination tables, shape (tasks, states, actions), from the spec's rules.
+
+    Moving into a wall (or the border) leaves the taxi in place; pick-up succeeds on the task's pickup cell without
+    passenger; drop-off succeeds on its drop-off cell with passenger and ends the episode (the passenger leaves the
+    taxi); every other pick/drop does nothing. Reward -0.1 per step, +2 instead on delivery.
+    """
+    m = core.map
+    locations = m.location_cells
+    pickups = np.array([locations[t.split("-")[0]] for t in core.tasks])[:, None]
+    dropoffs = np.array([locations[t.split("-")[1]] for t in core.tasks])[:, None]
+    states = np.arange(core.num_states)
+    heading, passenger, cell = core.decode(states)
+    x, y = m.xy(cell)
+    shape = (len(core.tasks), core.num_states, core.num_actions)
+    next_state = np.zeros(shape, dtype=np.int64)
+    reward = np.full(shape, STEP_REWARD)
+    terminates = np.zeros(shape, dtype=bool)
+    for a in range(core.num_actions):
+        if a == core.pick_action:
+            pick = (passenger == 0) & (cell == pickups)
+            drop = (passenger == 1) & (cell == dropoffs)
+            new_passenger = np.where(pick, 1, np.where(drop, 0, passenger))
+            next_state[:, :, a] = core.encode(heading, new_passenger, cell)
+            reward[:, :, a] = np.where(drop, DELIVERY_REWARD, STEP_REWARD)
+            terminates[:, :, a] = drop
+            continue
+        new_heading, new_cell = heading.copy(), cell.copy()
+        for h in range(core.num_headings):
+            dx, dy, h2 = core.motion(h, a)
+            at_h = heading == h
+            tx, ty = x[at_h] + dx, y[at_h] + dy
+            inside = (tx >= 1) & (tx <= m.width - 2) & (ty >= 1) & (ty <= m.height - 2)
+            target = m.cell(np.clip(tx, 1, m.width - 2), np.clip(ty, 1, m.height - 2))
+            free = inside & m.walkable[target]
+            new_cell[at_h] = np.where(free, target, cell[at_h])
+            new_heading[at_h] = h2
+        next_state[:, :, a] = core.encode(new_heading, passenger, new_cell)
+    return next_state, reward, terminates
+
+
+class TaxiCore(TaxiFamilyCore):
+    """Taxi: actions 0 no-op, 1 north (y-1), 2 south (y+1), 3 east (x+1), 4 west (x-1), 5 pick-up/drop-off."""
+
+    num_headings = 1
+    num_actions = 6
+    pick_action = 5
+    MOVES: ClassVar[dict[int, tuple[int, int]]] = {0: (0, 0), 1: (0, -1), 2: (0, 1), 3: (1, 0), 4: (-1, 0)}
+
+    def motion(self, heading: int, action: int) -> tuple[int, int, int]:
+        dx, dy = self.MOVES[action]
+        return dx, dy, heading
+
+
+class TaxiFamilyEnv(CoreEnv):
+    """Rendering shared by the Taxi family's single environments."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self.core.render_text()
+        return None
+
+
+class TaxiEnv(TaxiFamilyEnv):
+    """Taxi: deliver a passenger from the task's pickup to its drop-off location (spec: envs.md "Taxi").
+
+    Args:
+        task: ``"<pickup>-<dropoff>"`` with distinct locations from R, G, Y, B (12 tasks: ``env.tasks``), or
+            ``None``: a task drawn uniformly at every reset (from the seeded per-episode draws).
+        mode: ``"train"`` (taxi uniform over the start cells, passenger already aboard with p=0.5) or ``"test"``
+            (passenger never aboard).
+        grid: a name from ``envs.taxi.TAXI_MAPS`` ("8x8" paper map, "8x8-moved", "10x10", "10x10-moved") or a
+            ``TaxiMap``.
+        render_mode: None or "ansi".
+
+    Observation: float32 one-hot of ``passenger * num_cells + cell`` (72 on 8x8, 128 on 10x10; cells indexed over
+    the interior, see ``TaxiMap``). The task is NOT observed. Actions: ``Discrete(6)``, see ``TaxiCore``.
+    ``terminated`` on delivery; ``truncated`` at the 50th step otherwise (no TimeLimit wrapper needed).
+    ``set_task`` takes effect at the next reset.
+    """
+
+    core_class = TaxiCore
+
+    def __init__(self, task: str | None = None, mode: str = "train", grid: str | TaxiMap = "8x8",
+                 render_mode: str | None = None) -> None:
+        super().__init__(task=task, mode=mode, render_mode=render_mode, grid=grid)
