@@ -47,13 +47,12 @@ def msol_fps(frames_total: int) -> float:
 
 def sb3_fps(frames_total: int) -> float:
     from stable_baselines3 import A2C
-    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
-    vec = make_vec_env("msol/Taxi-v0", n_envs=36, seed=0,
-                       env_kwargs=None, wrapper_class=None)
-    for i in range(36):
-        vec.env_method("set_task", tasks[i // 3], indices=[i])
+    vec = DummyVecEnv([lambda t=t: Monitor(gymnasium.make("msol/Taxi-v0", task=t)) for t in tasks for _ in range(3)])
+    vec.seed(0)
     model = A2C("MlpPolicy", vec, n_steps=5, gamma=0.95, learning_rate=1e-3, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [512, 256, 512]}, verbose=0)
     model.learn(total_timesteps=36 * 5 * 20)  # warm-up

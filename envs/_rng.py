@@ -19,54 +19,67 @@ from collections.abc import Sequence
 import numpy as np
 
 _GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: the splitmix64 increment
-_MAX_SEED = 2**64
+MAX_DRAWS = 16
+_DRAW_OFFSETS = np.array([(k + 1) * _GOLDEN % 2**64 for k in range(MAX_DRAWS)], dtype=np.uint64)
+_EPISODE_STRIDE = np.uint64(MAX_DRAWS * _GOLDEN % 2**64)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijection on uint64 whose output bits all depend on all input bits."""
-    x = x ^ (x >> 30)
-    x = x * 0xBF58476D1CE4E5B9
-    x = x ^ (x >> 27)
-    x = x * 0x94D049BB133111EB
-    return x ^ (x >> 31)
+    x = x ^ (x >> _S30)
+    x = x * _M1
+    x = x ^ (x >> _S27)
+    x = x * _M2
+    return x ^ (x >> _S31)
 
 
 class CounterRNG:
-    """Per-environment random streams indexed by (seed, episode, draw); see the module docstring."""
+    """Per-environment random streams indexed by (seed, episode, draw); see the module docstring.
+
+    Draw ``k`` of episode ``i`` is output number ``i * MAX_DRAWS + k`` of the splitmix64 generator started from the
+    (mixed) env seed: ``mix64(start + (i * MAX_DRAWS + k + 1) * GOLDEN)``. splitmix64 passes BigCrush, and its
+    outputs are addressable by position, which is what makes the draws computable for any set of envs at once.
+    """
 
     def __init__(self, num_envs: int) -> None:
         self.num_envs = num_envs
-        self.seeds = np.zeros(num_envs, dtype=np.uint64)
-        self.episodes = np.full(num_envs, -1, dtype=np.int64)
         self.seeded = np.zeros(num_envs, dtype=bool)
-        self._keys = np.zeros(num_envs, dtype=np.uint64)
+        # Stream position of draw 0 of the current episode, minus one GOLDEN step: start + i * MAX_DRAWS * GOLDEN.
+        self._positions = np.zeros(num_envs, dtype=np.uint64)
 
-    def begin_episode(self, ids: np.ndarray, seeds: np.ndarray | None = None) -> None:
-        """Start a new episode for envs ``ids``; ``seeds`` (one per id, ``-1`` = none) re-seeds them."""
-        if seeds is None:
-            seeds = np.full(len(ids), -1, dtype=np.int64)
-        reseed = seeds >= 0
-        fresh = ~reseed & ~self.seeded[ids]
-        if fresh.any():  # never seeded and no seed given: OS entropy, like an unseeded np.random.Generator
-            entropy = np.random.SeedSequence().generate_state(int(fresh.sum()), dtype=np.uint64)
-            self.seeds[ids[fresh]] = entropy
-            self.episodes[ids[fresh]] = -1
-            self.seeded[ids[fresh]] = True
-        if reseed.any():
-            self.seeds[ids[reseed]] = seeds[reseed].astype(np.uint64)
-            self.episodes[ids[reseed]] = -1
-            self.seeded[ids[reseed]] = True
-        self.episodes[ids] += 1
-        self._keys[ids] = _mix64(_mix64(self.seeds[ids] + _GOLDEN) + self.episodes[ids].astype(np.uint64))
+    def begin_episode(self, ids: np.ndarray, num_draws: int, seeds: np.ndarray | None = None) -> np.ndarray:
+        """Start a new episode for envs ``ids`` and return its draws: floats in [0, 1), shape (len(ids), num_draws).
 
-    def uniform(self, ids: np.ndarray, draw: int) -> np.ndarray:
-        """Draw number ``draw`` of the current episode of envs ``ids``: floats uniform in [0, 1)."""
-        h = _mix64(self._keys[ids] + np.uint64((draw + 1) * _GOLDEN % _MAX_SEED))
-        return (h >> 11).astype(np.float64) * 2.0**-53
+        ``seeds`` (one per id, ``-1`` = none) re-seeds envs. Column ``k`` is draw ``k`` of the episode whatever
+        ``num_draws`` is, so a family can add draws without changing the earlier ones.
+        """
+        if not 1 <= num_draws <= MAX_DRAWS:
+            raise ValueError(f"num_draws={num_draws} must be in 1..{MAX_DRAWS}")
+        if seeds is not None and (seeds >= 0).any():
+            self._seed(ids[seeds >= 0], seeds[seeds >= 0].astype(np.uint64))
+        if not self.seeded[
+            ids
+        ].all():  # never seeded and no seed given: OS entropy, like np.random.Generator()
+            fresh = ids[~self.seeded[ids]]
+            self._seed(fresh, np.random.SeedSequence().generate_state(len(fresh), dtype=np.uint64))
+        self._positions[ids] += _EPISODE_STRIDE  # next episode; uint64 arithmetic wraps, as splitmix64's does
+        bits = _mix64(self._positions[ids][:, None] + _DRAW_OFFSETS[:num_draws]) >> np.uint64(11)
+        return bits.astype(np.float64) * 2.0**-53
 
-    def integers(self, ids: np.ndarray, draw: int, n: int) -> np.ndarray:
-        """Draw number ``draw``: integers uniform in [0, n) (bias < n / 2^53, i.e. none that matters)."""
-        return np.minimum((self.uniform(ids, draw) * n).astype(np.int64), n - 1)
+    def _seed(self, ids: np.ndarray, seeds: np.ndarray) -> None:
+        # mix64(seed + GOLDEN) decorrelates nearby seeds; one stride back so the first episode is episode 0.
+        self._positions[ids] = _mix64(seeds + np.uint64(_GOLDEN)) - _EPISODE_STRIDE
+        self.seeded[ids] = True
+
+
+def uniform_integers(u: np.ndarray, n: int | np.ndarray) -> np.ndarray:
+    """Integers uniform in [0, n) from uniforms in [0, 1) (bias < n / 2^53, i.e. none that matters).
+
+    ``n`` may be an array broadcasting against ``u`` (e.g. one bound per draw column).
+    """
+    return np.minimum((u * n).astype(np.int64), np.asarray(n) - 1)
 
 
 def normalize_seeds(seed: int | Sequence[int | None] | None, num_envs: int) -> np.ndarray | None:

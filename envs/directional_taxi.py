@@ -7,9 +7,7 @@ authors' code cycles headings down -> up -> right -> left, which is not a geomet
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from envs.taxi import TaxiFamilyCore, TaxiFamilyEnv, TaxiMap
+from envs.taxi import TaxiFamilyCore, TaxiFamilyEnv
 
 HEADINGS: tuple[tuple[int, int], ...] = ((0, -1), (1, 0), (0, 1), (-1, 0))  # N, E, S, W as (dx, dy)
 HEADING_SYMBOLS = "^>v<"
@@ -44,7 +42,3 @@ class DirectionalTaxiEnv(TaxiFamilyEnv):
     """
 
     core_class = DirectionalTaxiCore
-
-    def __init__(self, task: str | None = None, mode: str = "train", grid: str | TaxiMap = "8x8",
-                 render_mode: str | None = None) -> None:
-        super().__init__(task=task, mode=mode, render_mode=render_mode, grid=grid)

@@ -29,6 +29,7 @@ class MovingBanditsCore(BatchedCore):
 
     tasks = ("goal0", "goal1")
     single_action_space = gym.spaces.Discrete(len(MOVES))
+    num_draws = 5  # task, goal0 x, goal0 y, goal1 x, goal1 y
 
     def __init__(self, num_envs: int, task: str | int | None = None, mode: str = "train") -> None:
         super().__init__(num_envs, task, mode)
@@ -40,10 +41,9 @@ class MovingBanditsCore(BatchedCore):
         self.position = np.zeros((self.num_envs, 2))
         self.goals = np.zeros((self.num_envs, 2, 2))  # (env, goal, xy)
 
-    def _reset_state(self, ids: np.ndarray) -> None:
+    def _reset_state(self, ids: np.ndarray, draws: np.ndarray) -> None:
         self.position[ids] = START
-        draws = [self.rng.uniform(ids, GOAL_DRAWS + k) for k in range(4)]
-        self.goals[ids] = np.stack(draws, axis=1).reshape(len(ids), 2, 2) * ARENA
+        self.goals[ids] = draws[:, GOAL_DRAWS:].reshape(len(ids), 2, 2) * ARENA
 
     def _step_state(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.position += MOVES[actions]
@@ -52,8 +52,11 @@ class MovingBanditsCore(BatchedCore):
         return reached.astype(np.float64), np.zeros(self.num_envs, dtype=bool)
 
     def observe(self) -> np.ndarray:
-        obs = np.concatenate([self.position, self.goals.reshape(self.num_envs, 4)], axis=1) / ARENA
-        return obs.astype(np.float32)
+        obs = np.empty((self.num_envs, 6), dtype=np.float32)
+        obs[:, :2] = self.position
+        obs[:, 2:] = self.goals.reshape(self.num_envs, 4)
+        obs /= np.float32(ARENA)
+        return obs
 
 
 class MovingBanditsEnv(CoreEnv):

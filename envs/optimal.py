@@ -4,8 +4,8 @@ Taxi family. With -0.1 per step and +2 (instead of -0.1) on delivery, an episode
 ``2 - 0.1 (D - 1)``, decreasing in ``D``, and any delivery within the 50 steps beats none (-5.0). So the optimum
 from a state is given by ``D(s)``, the fewest steps to a delivery, found by breadth-first layers over the env's own
 transition tables (state = (heading, passenger, cell)): ``D(s) = 1`` if some action delivers from ``s``, else
-``1 + min_a D(next(s, a))``. The start distribution (start cells x passenger aboard with p = 0.5 in "train" /
-never in "test" x uniform heading) is then averaged exactly.
+``1 + min_a D(next(s, a))``. The returns are then averaged exactly over the env's own start distribution
+(``core.start_states``, drawn uniformly: start cells x passenger aboard or not in "train" x headings).
 
 Moving Bandits. The agent lives on the lattice ``(200 + 20a, 200 + 20b)`` and is rewarded at every step after it is
 within 50 of the correct goal, so the optimal policy walks a shortest (Manhattan) path to the nearest lattice point
@@ -22,7 +22,7 @@ import numpy as np
 from envs.core import check_mode
 from envs.directional_taxi import DirectionalTaxiCore
 from envs.moving_bandits import ARENA, GOAL_RADIUS, START, STEP_SIZE, MovingBanditsCore
-from envs.taxi import DELIVERY_REWARD, STEP_REWARD, TRAIN_PASSENGER_PROB, TaxiCore, TaxiFamilyCore, TaxiMap
+from envs.taxi import DELIVERY_REWARD, STEP_REWARD, TaxiCore, TaxiFamilyCore, TaxiMap
 
 
 def steps_to_deliver(core: TaxiFamilyCore) -> np.ndarray:
@@ -38,19 +38,6 @@ def steps_to_deliver(core: TaxiFamilyCore) -> np.ndarray:
         steps = updated
 
 
-def _start_distribution(core: TaxiFamilyCore) -> tuple[np.ndarray, np.ndarray]:
-    """States the env can start in and their probabilities, as ``_reset_state`` draws them."""
-    cells = core.map.start_cells
-    p_aboard = TRAIN_PASSENGER_PROB if core.mode == "train" else 0.0
-    states, probs = [], []
-    for heading in range(core.num_headings):
-        for passenger, p in ((0, 1.0 - p_aboard), (1, p_aboard)):
-            if p > 0:
-                states.append(core.encode(heading, passenger, cells))
-                probs.append(np.full(len(cells), p / (len(cells) * core.num_headings)))
-    return np.concatenate(states), np.concatenate(probs)
-
-
 def taxi_optimal_returns(
     grid: str | TaxiMap = "8x8", mode: str = "test", directional: bool = False
 ) -> dict[str, float]:
@@ -60,8 +47,8 @@ def taxi_optimal_returns(
     steps = steps_to_deliver(core)
     horizon = core.max_episode_steps
     returns = np.where(steps <= horizon, DELIVERY_REWARD + STEP_REWARD * (steps - 1), STEP_REWARD * horizon)
-    states, probs = _start_distribution(core)
-    return {task: float(returns[k, states] @ probs) for k, task in enumerate(core.tasks)}
+    # The env draws its start state uniformly from core.start_states.
+    return {task: float(returns[k, core.start_states].mean()) for k, task in enumerate(core.tasks)}
 
 
 def taxi_optimal_return(grid: str | TaxiMap = "8x8", mode: str = "test", directional: bool = False) -> float:
@@ -97,13 +84,18 @@ def moving_bandits_goal_policy(position: np.ndarray, goal: np.ndarray) -> np.nda
 def moving_bandits_optimal_return(resolution: int = 1000) -> float:
     """Optimal expected return (~43.8): midpoint rule over goals on a ``resolution``^2 grid of [0, 400]^2."""
     axis = (np.arange(resolution) + 0.5) * ARENA / resolution
-    goals = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
-    steps = np.abs(moving_bandits_target(np.broadcast_to(START, goals.shape), goals)).sum(axis=1)
     horizon = MovingBanditsCore.max_episode_steps
-    return float(np.mean(horizon - np.maximum(steps - 1, 0)))
+    total = 0.0
+    for y in axis:  # one grid row at a time keeps the (goals, 49, 2) candidates small
+        goals = np.stack([axis, np.full(resolution, y)], axis=1)
+        steps = np.abs(moving_bandits_target(np.broadcast_to(START, goals.shape), goals)).sum(axis=1)
+        total += float(np.sum(horizon - np.maximum(steps - 1, 0)))
+    return total / resolution**2
 
 
-def moving_bandits_policy_return(followed_goal: int | None = 0, episodes: int = 20_000, seed: int = 0) -> float:
+def moving_bandits_policy_return(
+    followed_goal: int | None = 0, episodes: int = 20_000, seed: int = 0
+) -> float:
     """Monte Carlo mean return, tasks uniform, of the policy optimal for goal ``followed_goal``.
 
     ``followed_goal=0``: the task-blind "one goal" policy (~21.9); ``None``: it follows the correct goal (the
@@ -116,6 +108,38 @@ def moving_bandits_policy_return(followed_goal: int | None = 0, episodes: int = 
     followed = core.task if followed_goal is None else np.full(episodes, followed_goal)
     for _ in range(core.max_episode_steps):
         actions = moving_bandits_goal_policy(core.position, core.goals[rows, followed])
-        _, reward, _, _ = core.step(actions)
+        reward, _, _ = core.step(actions)
         total += reward
     return float(total.mean())
+
+
+def optimal_returns_markdown(mb_resolution: int = 1000, mb_episodes: int = 100_000, seed: int = 0) -> str:
+    """The optimal-return tables of docs/envs.md (``python -m envs.optimal``)."""
+    from envs.taxi import TAXI_MAPS
+
+    lines = [
+        "| grid | Taxi test | Taxi train | Directional Taxi test | Directional Taxi train |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for grid in TAXI_MAPS:
+        values = [taxi_optimal_return(grid, mode, d) for d in (False, True) for mode in ("test", "train")]
+        lines.append(f"| {grid} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    per_task = {d: taxi_optimal_returns("8x8", "test", d) for d in (False, True)}
+    lines += ["", "| task (8x8, test) | Taxi | Directional Taxi |", "|---|---:|---:|"]
+    lines += [f"| {t} | {per_task[False][t]:.3f} | {per_task[True][t]:.3f} |" for t in per_task[False]]
+    optimum = moving_bandits_optimal_return(mb_resolution)
+    followed = moving_bandits_policy_return(None, mb_episodes, seed)
+    one_goal = moving_bandits_policy_return(0, mb_episodes, seed)
+    lines += [
+        "",
+        "| Moving Bandits | return |",
+        "|---|---:|",
+        f"| optimum, midpoint rule on a {mb_resolution}² goal grid | {optimum:.3f} |",
+        f"| optimal policy run in the env, {mb_episodes:,} episodes, seed {seed} | {followed:.3f} |",
+        f"| one-goal policy (always goal 0) in the env, {mb_episodes:,} episodes, seed {seed} | {one_goal:.3f} |",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(optimal_returns_markdown())

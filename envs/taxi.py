@@ -49,14 +49,13 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.core import BatchedCore, CoreEnv
+from envs._rng import uniform_integers
+from envs.core import ArrayRecycler, BatchedCore, CoreEnv
 
 STEP_REWARD = -0.1
 DELIVERY_REWARD = 2.0
 LOCATION_NAMES = ("R", "G", "Y", "B")
-# Start draws (draw 0 is the task, see envs.core).
-CELL_DRAW, PASSENGER_DRAW, HEADING_DRAW = 1, 2, 3
-TRAIN_PASSENGER_PROB = 0.5
+START_DRAW = 1  # the start state's draw (draw 0 is the task, see envs.core)
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,8 @@ class TaxiMap:
         border = rows[0] + rows[-1] + "".join(r[0] + r[-1] for r in rows)
         if set(border) != {"#"}:
             raise ValueError(f"the border of the map must be wall ('#'), got {rows!r}")
+        if any(not name or "-" in name for name in self.locations):
+            raise ValueError(f"location names must be non-empty without '-', got {list(self.locations)}")
         if len(self.locations) < 2:
             raise ValueError(f"need at least 2 locations, got {dict(self.locations)!r}")
         for loc, (x, y) in self.locations.items():
@@ -161,6 +162,7 @@ class TaxiFamilyCore(BatchedCore):
     num_headings: ClassVar[int]
     num_actions: ClassVar[int]
     pick_action: ClassVar[int]
+    num_draws = 2  # task, start state
 
     def __init__(
         self, num_envs: int, task: str | int | None = None, mode: str = "train", grid: str | TaxiMap = "8x8"
@@ -176,12 +178,26 @@ class TaxiFamilyCore(BatchedCore):
         self._next_flat = self.next_state.reshape(-1)
         self._reward_flat = self.reward.reshape(-1)
         self._term_flat = self.terminates.reshape(-1)
-        self._one_hot = np.eye(self.num_states, dtype=np.float32)
+        self._row_offsets = np.arange(self.num_envs) * self.num_states
+        self._obs_arrays = ArrayRecycler((self.num_envs, self.num_states), np.float32)
+        self.start_states = self._start_states()
         self.state = np.zeros(self.num_envs, dtype=np.int64)
 
     def motion(self, heading: int, action: int) -> tuple[int, int, int]:
         """``(dx, dy, new_heading)`` of a non-pick action taken with ``heading``."""
         raise NotImplementedError
+
+    def _start_states(self) -> np.ndarray:
+        """The equally likely start states: every start cell x heading, x passenger aboard or not in "train".
+
+        One uniform draw over this list is the spec's start distribution (uniform cell, uniform heading,
+        passenger aboard with p = 0.5 in "train", never in "test").
+        """
+        passengers = (0, 1) if self.mode == "train" else (0,)
+        cells = self.map.start_cells
+        return np.concatenate(
+            [self.encode(h, p, cells) for h in range(self.num_headings) for p in passengers]
+        )
 
     def encode(self, heading: Any, passenger: Any, cell: Any) -> Any:
         return (heading * 2 + passenger) * self.map.num_cells + cell
@@ -192,15 +208,8 @@ class TaxiFamilyCore(BatchedCore):
         hp = state // self.map.num_cells
         return hp // 2, hp % 2, cell
 
-    def _reset_state(self, ids: np.ndarray) -> None:
-        starts = self.map.start_cells
-        cell = starts[self.rng.integers(ids, CELL_DRAW, len(starts))]
-        if self.mode == "train":
-            passenger = (self.rng.uniform(ids, PASSENGER_DRAW) < TRAIN_PASSENGER_PROB).astype(np.int64)
-        else:
-            passenger = np.zeros(len(ids), dtype=np.int64)
-        heading = self.rng.integers(ids, HEADING_DRAW, self.num_headings)
-        self.state[ids] = self.encode(heading, passenger, cell)
+    def _reset_state(self, ids: np.ndarray, draws: np.ndarray) -> None:
+        self.state[ids] = self.start_states[uniform_integers(draws[:, START_DRAW], len(self.start_states))]
 
     def _step_state(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         index = (self.task * self.num_states + self.state) * self.num_actions + actions
@@ -208,7 +217,33 @@ class TaxiFamilyCore(BatchedCore):
         return self._reward_flat[index], self._term_flat[index]
 
     def observe(self) -> np.ndarray:
-        return self._one_hot[self.state]
+        obs = self._obs_arrays.get()
+        obs.fill(0.0)
+        obs.reshape(-1)[self._row_offsets + self.state] = 1.0  # faster than indexing an identity matrix
+        return obs
+
+    def grid_observations(
+        self, heading: int = 0
+    ) -> tuple[list[tuple[int, int, bool]], np.ndarray, tuple, np.ndarray]:
+        """Observations of the taxi on every walkable cell, without and with the passenger (for option maps).
+
+        Returns ``(cells, obs, shape, walls)``: ``cells[i] = (x, y, passenger_aboard)`` is the state of row ``i``
+        of ``obs`` (float32, (cells, obs_dim)); ``shape`` is the map's (height, width) and ``walls`` its bool
+        wall mask. The Directional Taxi shows the taxi facing ``heading`` (0 north, 1 east, 2 south, 3 west).
+        """
+        if not 0 <= heading < self.num_headings:
+            raise ValueError(f"heading={heading!r} is not valid; valid: 0..{self.num_headings - 1}")
+        walkable = np.flatnonzero(self.map.walkable)
+        cells, states = [], []
+        for passenger in (0, 1):
+            for cell in walkable:
+                x, y = self.map.xy(int(cell))
+                cells.append((int(x), int(y), bool(passenger)))
+                states.append(self.encode(heading, passenger, int(cell)))
+        obs = np.zeros((len(states), self.num_states), dtype=np.float32)
+        obs[np.arange(len(states)), states] = 1.0
+        walls = np.array([[c == "#" for c in row] for row in self.map.rows])
+        return cells, obs, walls.shape, walls
 
     def render_text(self, env: int = 0) -> str:
         """The map with the locations (lower case: the current task's pickup and drop-off) and the taxi."""
@@ -282,9 +317,18 @@ class TaxiCore(TaxiFamilyCore):
 
 
 class TaxiFamilyEnv(CoreEnv):
-    """Rendering shared by the Taxi family's single environments."""
+    """The constructor and rendering shared by the Taxi family's single environments."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str | None = None,
+        mode: str = "train",
+        grid: str | TaxiMap = "8x8",
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(task=task, mode=mode, render_mode=render_mode, grid=grid)
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":
@@ -311,7 +355,3 @@ class TaxiEnv(TaxiFamilyEnv):
     """
 
     core_class = TaxiCore
-
-    def __init__(self, task: str | None = None, mode: str = "train", grid: str | TaxiMap = "8x8",
-                 render_mode: str | None = None) -> None:
-        super().__init__(task=task, mode=mode, render_mode=render_mode, grid=grid)

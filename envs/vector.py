@@ -39,7 +39,7 @@ import inspect
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -65,7 +65,7 @@ class MultitaskVectorEnv(VectorEnv):
         seed: if given, the first ``reset()`` without a seed uses it, and the action space is seeded with it.
     """
 
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
         self,
@@ -96,8 +96,7 @@ class MultitaskVectorEnv(VectorEnv):
         self._default_seed = seed
         if seed is not None:
             self.action_space.seed(seed)
-        self._returns = np.zeros(self.num_envs)
-        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._returns = np.zeros(self.num_envs)  # episode lengths: core.elapsed
         self._start_times = np.zeros(self.num_envs)
         self._needs_reset = True
 
@@ -117,7 +116,7 @@ class MultitaskVectorEnv(VectorEnv):
         self._check_slot(slot)
         index = task_index(self.tasks, task)
         self._slot_tasks[slot] = index
-        self.core.set_task(index, np.flatnonzero(self.slot_of_env == slot))
+        self.core.set_task(task, np.flatnonzero(self.slot_of_env == slot))
 
     def reset_slots(self, slots: int | Sequence[int]) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every env of ``slots`` now (their unfinished episodes are dropped from the statistics)."""
@@ -149,9 +148,9 @@ class MultitaskVectorEnv(VectorEnv):
         selected = np.ones(self.num_envs, dtype=bool) if mask is None else mask
         seeds = normalize_seeds(seed, self.num_envs)
         chosen = None if seeds is None else [None if s < 0 else int(s) for s in seeds[selected]]
-        obs = self.core.reset(mask, seed=chosen)
+        self.core.reset(mask, seed=chosen)
+        obs = self.core.observe()
         self._returns[selected] = 0.0
-        self._lengths[selected] = 0
         self._start_times[selected] = time.perf_counter()
         if mask is None:
             self._needs_reset = False
@@ -160,25 +159,29 @@ class MultitaskVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("MultitaskVectorEnv.step() called before reset()")
-        obs, reward, terminated, truncated = self.core.step(actions)
+        reward, terminated, truncated = self.core.step(actions)
         self._returns += reward
-        self._lengths += 1
-        infos = dict(getattr(self.core, "step_infos", {}))
-        infos.update(self._task_info(self.core.task))
+        infos = self._task_info(self.core.task)
+        if isinstance(self.core, GymVectorCore):
+            infos = {**self.core.step_infos, **infos}
         done = terminated | truncated
         if done.any():
+            ids = np.flatnonzero(done)
             now = time.perf_counter()
-            infos["final_obs"], infos["_final_obs"] = obs, done
-            infos["episode"] = {
-                "r": np.where(done, self._returns, 0.0),
-                "l": np.where(done, self._lengths, 0),
-                "t": np.where(done, np.round(now - self._start_times, 6), 0.0),
+            infos["final_obs"], infos["_final_obs"] = self.core.observe(), done
+            episode = {
+                "r": np.zeros(self.num_envs),
+                "l": np.zeros(self.num_envs, dtype=np.int64),
+                "t": np.zeros(self.num_envs),
             }
-            infos["_episode"] = done
-            obs = self.core.reset(done)
-            self._returns[done] = 0.0
-            self._lengths[done] = 0
-            self._start_times[done] = now
+            episode["r"][ids] = self._returns[ids]
+            episode["l"][ids] = self.core.elapsed[ids]
+            episode["t"][ids] = np.round(now - self._start_times[ids], 6)
+            infos["episode"], infos["_episode"] = episode, done
+            self.core.reset(done)
+            self._returns[ids] = 0.0
+            self._start_times[ids] = now
+        obs = self.core.observe()
         return obs, reward, terminated, truncated, infos
 
     def _task_info(self, task: np.ndarray) -> dict[str, Any]:
@@ -221,8 +224,9 @@ class GymVectorCore:
     """The backend protocol of ``MultitaskVectorEnv`` over gymnasium's Sync/AsyncVectorEnv (autoreset DISABLED:
     ``MultitaskVectorEnv`` resets finished envs itself, through ``reset_mask``)."""
 
-    def __init__(self, env_id: str, num_envs: int, mode: str = "train", asynchronous: bool = False,
-                 **env_kwargs: Any) -> None:
+    def __init__(
+        self, env_id: str, num_envs: int, mode: str = "train", asynchronous: bool = False, **env_kwargs: Any
+    ) -> None:
         fns = [partial(_make_task_env, env_id, mode, env_kwargs) for _ in range(num_envs)]
         vector_class = AsyncVectorEnv if asynchronous else SyncVectorEnv
         self.vector_env = vector_class(fns, autoreset_mode=AutoresetMode.DISABLED)
@@ -232,33 +236,42 @@ class GymVectorCore:
         self.single_action_space = self.vector_env.single_action_space
         self.requested_task = np.full(num_envs, -1, dtype=np.int64)
         self.task = np.zeros(num_envs, dtype=np.int64)
+        self.elapsed = np.zeros(num_envs, dtype=np.int64)
         self.step_infos: dict[str, Any] = {}
+        self._obs: np.ndarray | None = None  # set by reset
 
     def set_task(self, task: str | int | None, env_ids: np.ndarray) -> None:
         self.requested_task[env_ids] = task_index(self.tasks, task)
         names = [None if t < 0 else self.tasks[t] for t in self.requested_task]
         self.vector_env.set_attr("pending_task", names)
 
-    def reset(self, mask: np.ndarray | None = None, seed: Sequence[int | None] | None = None) -> np.ndarray:
+    def reset(self, mask: np.ndarray | None = None, seed: Sequence[int | None] | None = None) -> None:
         selected = np.ones(self.num_envs, dtype=bool) if mask is None else mask
         seeds: list[int | None] = [None] * self.num_envs
         if seed is not None:
             for env, s in zip(np.flatnonzero(selected), seed, strict=True):
                 seeds[env] = s
         options = None if mask is None else {"reset_mask": mask}
-        obs, _ = self.vector_env.reset(seed=seeds, options=options)
+        self._obs, _ = self.vector_env.reset(seed=seeds, options=options)
+        self.elapsed[selected] = 0
         self.task = np.array([self.tasks.index(t) for t in self.vector_env.get_attr("task")], dtype=np.int64)
-        return obs
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def observe(self) -> np.ndarray:
+        """The latest observations (gymnasium's vector envs return a fresh array per call)."""
+        return self._obs
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         space = self.single_action_space
         if isinstance(space, gym.spaces.Discrete):
             check_actions(np.asarray(actions) - space.start, self.num_envs, int(space.n))
         elif np.shape(actions) != (self.num_envs, *space.shape):
-            raise ValueError(f"expected actions of shape {(self.num_envs, *space.shape)}, got {np.shape(actions)}")
-        obs, reward, terminated, truncated, self.step_infos = self.vector_env.step(actions)
+            raise ValueError(
+                f"expected actions of shape {(self.num_envs, *space.shape)}, got {np.shape(actions)}"
+            )
+        self._obs, reward, terminated, truncated, self.step_infos = self.vector_env.step(actions)
+        self.elapsed += 1
         # The numpy cores' convention: termination wins over a simultaneous time limit.
-        return obs, reward.astype(np.float64), terminated, truncated & ~terminated
+        return reward.astype(np.float64), terminated, truncated & ~terminated
 
 
 def _core_class(env_id: str) -> type[BatchedCore] | None:
@@ -268,7 +281,9 @@ def _core_class(env_id: str) -> type[BatchedCore] | None:
     except gym.error.Error as error:
         from envs.registry import list_envs
 
-        raise ValueError(f"env_id={env_id!r} is not registered ({error}); msol ids: {', '.join(list_envs())}") from None
+        raise ValueError(
+            f"env_id={env_id!r} is not registered ({error}); msol ids: {', '.join(list_envs())}"
+        ) from None
     creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
     if isinstance(creator, type) and issubclass(creator, CoreEnv):
         return creator.core_class
@@ -313,7 +328,9 @@ def make_multitask_vector_env(
         valid = set(inspect.signature(core_class.__init__).parameters) - {"self", "num_envs", "task", "mode"}
         unknown = set(kwargs) - valid
         if unknown:
-            raise ValueError(f"unknown env_kwargs {sorted(unknown)} for {env_id}; valid: {sorted(valid) or 'none'}")
+            raise ValueError(
+                f"unknown env_kwargs {sorted(unknown)} for {env_id}; valid: {sorted(valid) or 'none'}"
+            )
         core: BatchedCore | GymVectorCore = core_class(num_envs, mode=mode, **kwargs)
     else:
         core = GymVectorCore(env_id, num_envs, mode, vectorization_mode == "async", **env_kwargs)

@@ -41,7 +41,7 @@ def act(
     z_new = q_H.sample()
     z = torch.where(b == 1, z_new, z_prev)
 
-    f, f_prior = policy.option_features(h, h_prior, z)
+    f, f_prior = policy.option_features_after_switch(h, h_prior, f_prev, f_prev_prior, z_prev, z)
     q_L, _ = policy.action_dists(f, f_prior, slot, z)
     if greedy_options:
         action = q_L.mean if policy.continuous else q_L.logits.argmax(-1)

@@ -43,7 +43,7 @@ def evaluate(
     """
     h, h_prior = policy.trunk(batch.obs)
     f_prev, f_prev_prior = policy.option_features(h, h_prior, batch.z_prev)
-    f_cur, f_cur_prior = policy.option_features(h, h_prior, batch.z)
+    f_cur, f_cur_prior = policy.option_features_after_switch(h, h_prior, f_prev, f_prev_prior, batch.z_prev, batch.z)
 
     q_L, p_L = policy.action_dists(f_cur, f_cur_prior, slot, batch.z)
     q_H = Categorical(logits=policy.master_logits(h, slot))

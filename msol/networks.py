@@ -18,6 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+# Argument validation of torch.distributions costs more than the small heads themselves; inputs here are ours.
+torch.distributions.Distribution.set_default_validate_args(False)
+
 
 class OptionEncoder(nn.Module):
     """Shared feature extractor with the option one-hot injected before the last hidden layer."""
@@ -171,6 +174,25 @@ class HierarchicalPolicy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.encoder.with_option(h, option)
         f_prior = f if h_prior is None else self.prior_encoder.with_option(h_prior, option)
+        return f, f_prior
+
+    def option_features_after_switch(
+        self, h: torch.Tensor, h_prior: torch.Tensor | None, f_prev: torch.Tensor, f_prev_prior: torch.Tensor,
+        z_prev: torch.Tensor, z: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``f(h, z_t)`` given ``f(h, z_{t-1})``: only rows whose option changed are recomputed.
+
+        Options mostly continue (that is their point), so this skips most of the widest layer's work.
+        """
+        changed = (z != z_prev).nonzero().squeeze(-1)
+        if changed.numel() == 0:
+            return f_prev, f_prev_prior
+        if changed.numel() == z.numel():
+            return self.option_features(h, h_prior, z)
+        f_new, f_new_prior = self.option_features(h[changed], None if h_prior is None else h_prior[changed],
+                                                  z[changed])
+        f = f_prev.index_put((changed,), f_new)
+        f_prior = f if h_prior is None else f_prev_prior.index_put((changed,), f_new_prior)
         return f, f_prior
 
     def master_logits(self, h: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:

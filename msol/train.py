@@ -67,8 +67,36 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+def check_group_overrides(argv: list[str]) -> None:
+    """Reject ``env=``/``algo=``/``logger=``/``experiment=`` names that have no config, before Hydra starts.
+
+    Hydra would also fail, but with exit status 1 and a traceback-style report; a typo deserves one line and 2.
+    """
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if not sep or key not in CONFIG_GROUPS:
+            continue
+        valid = config_options(key)
+        for name in filter(None, value.split(",")):
+            if name not in valid and name != "null":
+                print(f"msol.train: error: unknown {key} {name!r}; valid: {', '.join(valid)}", file=sys.stderr)
+                sys.exit(2)
+
+
+CONFIG_GROUPS = ("env", "algo", "logger", "experiment")
+
+
+def config_options(group: str) -> list[str]:
+    """Names of the configs of ``group`` shipped in the ``configs`` package."""
+    from importlib.resources import files
+
+    folder = files("configs") / group
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    check_group_overrides(sys.argv[1:])
     _hydra_main()
 
 

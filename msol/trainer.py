@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -79,7 +80,10 @@ class MSOLPhase:
     """One phase (option learning or transfer) of MSOL on a batched multitask env: ``collect`` / ``update``."""
 
     def __init__(self, cfg: DictConfig, spec: PhaseSpec, policy: HierarchicalPolicy, env: MultitaskEnv) -> None:
-        self.cfg, self.a, self.spec = cfg, cfg.algo, spec
+        # A plain namespace: OmegaConf resolves interpolations on every attribute access, far too slow per step.
+        self.a = SimpleNamespace(**OmegaConf.to_container(cfg.algo, resolve=True))
+        self.budget_scale = float(cfg.budget_scale)
+        self.cfg, self.spec = cfg, spec
         self.policy, self.env = policy, env
         self.transfer = spec.name == "transfer"
         self.num_envs = env.num_envs
@@ -112,7 +116,7 @@ class MSOLPhase:
         if self.transfer:
             return float(self.a.beta_end)
         return beta_schedule(self.frames, self.spec.frames_per_task, self.a.beta_start, self.a.beta_end,
-                             self.a.beta_hold_frames_per_task * self.cfg.budget_scale)
+                             self.a.beta_hold_frames_per_task * self.budget_scale)
 
     @property
     def entropy_coef(self) -> float:
@@ -130,10 +134,9 @@ class MSOLPhase:
         """Fill the rollout with ``n_steps`` steps of every env."""
         st, greedy = self.storage, bool(self.a.greedy_options) and self.policy.frozen_posteriors
         for t in range(self.n_steps):
-            check_finite("observation", self.obs)
+            st.obs[t] = self.obs  # before stepping: envs may recycle their observation buffers
             step = act(self.policy, self.obs, self.z_prev, self.first, self.slot, greedy_options=greedy)
             out = self.env.step(step.action.numpy())
-            st.obs[t] = self.obs
             st.z_prev[t], st.z[t], st.b[t] = self.z_prev, step.z, step.b.float()
             st.action[t], st.first[t], st.z_hat_switch[t] = step.action, self.first, step.z_hat_switch
             st.old_logp[t], st.old_value[t] = step.logp, step.value
@@ -154,6 +157,7 @@ class MSOLPhase:
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
+        check_finite("observations", self.storage.obs)
         fixed_prior = None if self.transfer else 1.0 - float(self.a.alpha)
         last_value = value_after(self.policy, self.obs, self.z_prev, self.slot)
         flat = self.storage.flat()
@@ -211,8 +215,9 @@ class MSOLPhase:
         check_finite("loss", loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        check_finite_grads(self.policy)
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.a.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.a.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            check_finite_grads(self.policy)  # names the first parameter whose gradient is not finite
         self.optimizer.step()
 
     # ------------------------------------------------------------------ task-slot resets

@@ -11,4 +11,4 @@ from baselines.trust_pcl.trainer import TrustPCLTrainer
 
 __all__ = ["TrustPCL", "TrustPCLConfig", "TrustPCLTrainer"]
 
-from baselines.trust_pcl import entry as _entry  # noqa: E402,F401  (registers algo=trust_pcl)
+from baselines.trust_pcl import entry as _entry  # noqa: F401  (registers algo=trust_pcl)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import torch
 
 
-def window_discounts(length: int, rollout: int, gamma: float) -> torch.Tensor:
+def window_discounts(length: int, rollout: int, gamma: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``M[t, j] = γ^{j−t}`` if ``t ≤ j < t + d`` else 0, so ``x @ M.T`` is the discounted window sum of ``x``."""
     t = torch.arange(length).unsqueeze(1)
     j = torch.arange(length).unsqueeze(0)
     in_window = (j >= t) & (j < t + rollout)
-    return torch.where(in_window, gamma ** (j - t).clamp(min=0).double(), 0.0).float()
+    return torch.where(in_window, gamma ** (j - t).clamp(min=0).double(), 0.0).to(dtype)
 
 
 def consistency_error(
@@ -45,7 +45,7 @@ def consistency_error(
     ``terminated``: ``[B]`` whether s_T is terminal.
     """
     steps = rewards.shape[1]
-    discounts = window_discounts(steps, rollout, gamma).to(rewards.dtype)
+    discounts = window_discounts(steps, rollout, gamma, rewards.dtype)
     soft_rewards = mask * (rewards - (tau + lam) * log_pi + lam * log_prior)
     discounted_sum = soft_rewards @ discounts.T
 

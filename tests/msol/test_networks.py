@@ -105,3 +105,17 @@ def test_continuous_policy_gives_gaussian_actions():
     step = act(policy, obs, torch.zeros(6, dtype=torch.long), torch.ones(6), torch.tensor([0, 1, 2, 0, 1, 2]))
     assert step.action.shape == (6, 4) and step.action.dtype == torch.float32
     assert torch.isfinite(step.logp).all()
+
+
+def test_features_after_switch_equal_full_recomputation():
+    policy = _policy()
+    obs = torch.randn(8, 5)
+    z_prev = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    z = torch.tensor([0, 2, 2, 1, 1, 0, 0, 1])
+    h, hp = policy.trunk(obs)
+    f_prev, fp_prev = policy.option_features(h, hp, z_prev)
+    f, fp = policy.option_features_after_switch(h, hp, f_prev, fp_prev, z_prev, z)
+    f_full, _ = policy.option_features(h, hp, z)
+    assert torch.allclose(f, f_full, atol=1e-6)
+    f.sum().backward()  # gradients flow through both the kept and the recomputed rows
+    assert policy.encoder.option_layer.weight.grad is not None

@@ -1,0 +1,103 @@
+"""The training entry point: CLI errors, run directory, a short learning run, exact resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from msol.train import train
+
+TIMING_KEYS = {"fps", "wall_time_s"}
+
+
+def _cfg(*overrides: str):
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="disabled")
+    return subprocess.run([sys.executable, "-m", "msol.train", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("group, valid", [("env", "taxi"), ("algo", "msol"), ("logger", "wandb")])
+def test_unknown_group_name_lists_valid_ones(tmp_path, group, valid):
+    result = _cli(f"{group}=nope", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"unknown {group} 'nope'" in result.stderr and valid in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_value_is_one_clear_line(tmp_path):
+    result = _cli("env=moving_bandits", "algo.lr=-1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "algo.lr=-1" in result.stderr and "> 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+TINY = ["env=moving_bandits", "budget_scale=0.01", "env.hparams.num_slots=4", "env.hparams.envs_per_slot=2",
+        "logger.progress_bar=false"]
+
+
+def test_run_directory_layout(tmp_path):
+    summary = train(_cfg(*TINY), run_dir=tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/latest.pt",
+                 "checkpoints/options.pt", "checkpoints/transfer.pt"):
+        assert (run / name).exists(), name
+    rows = _rows(run)
+    phases = {r["phase"] for r in rows}
+    assert {"options", "options/eval", "transfer", "transfer/eval"} <= phases
+    assert all("return/goal0" in r or "return/goal1" in r or r["episodes"] == 0 for r in rows if r["phase"] == "transfer")
+    assert json.loads((run / "summary.json").read_text())["objective"] == summary["objective"]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(steps)
+
+
+def test_second_process_on_same_run_dir_is_refused(tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(*TINY), run_dir=run)
+    from msol.run import RunDirError
+
+    with pytest.raises(RunDirError, match="already holds a checkpoint"):
+        train(_cfg(*TINY), run_dir=run)
+
+
+def test_resume_after_sigkill_reproduces_uninterrupted_metrics(tmp_path):
+    args = [*TINY, "budget_scale=0.03", "checkpoint_interval_s=0.0001"]
+    full = tmp_path / "full"
+    assert _cli(*args, f"run_dir={full}", cwd=tmp_path).returncode == 0
+    expected = _strip(_rows(full))
+
+    cut = tmp_path / "cut"
+    env = dict(os.environ, WANDB_MODE="disabled")
+    proc = subprocess.Popen([sys.executable, "-m", "msol.train", *args, f"run_dir={cut}"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if (cut / "metrics.jsonl").exists() and len(_rows(cut)) >= len(expected) // 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (cut / "summary.json").exists(), "the run finished before it could be killed"
+    result = _cli(*args, f"resume={cut}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _strip(_rows(cut)) == expected
