@@ -34,8 +34,11 @@ def act(
     f_prev, f_prev_prior = policy.option_features(h, h_prior, z_prev)
     term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot)
     q_T = Categorical(logits=term_logits)
-    b = term_logits.argmax(-1) if greedy_options else q_T.sample()
-    b = torch.where(first > 0, torch.ones_like(b), b)
+    if policy.learn_terminations:
+        b = term_logits.argmax(-1) if greedy_options else q_T.sample()
+        b = torch.where(first > 0, torch.ones_like(b), b)
+    else:
+        b = first.long()
 
     q_H = Categorical(logits=policy.master_logits(h, slot))
     z_new = q_H.sample()
@@ -47,7 +50,9 @@ def act(
         action = q_L.mean if policy.continuous else q_L.logits.argmax(-1)
     else:
         action = q_L.sample()
-    logp = q_L.log_prob(action) + b * q_H.log_prob(z) + (1.0 - first) * q_T.log_prob(b)
+    logp = q_L.log_prob(action) + b * q_H.log_prob(z)
+    if policy.learn_terminations:
+        logp = logp + (1.0 - first) * q_T.log_prob(b)
     return Step(b=b, z=z, z_hat_switch=(z_new != z_prev).long(), action=action, logp=logp,
                 value=policy.value_of(f_prev, slot))
 

@@ -22,6 +22,8 @@ _PLUGIN_MODULES: tuple[str, ...] = (
     "baselines.trust_pcl",
     "baselines.trpo",
     "baselines.ess",
+    "baselines.mlsh",
+    "baselines.option_critic",
 )
 
 

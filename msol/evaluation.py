@@ -7,13 +7,14 @@ import torch
 
 from msol.acting import act
 from msol.envs_adapter import MultitaskEnv
+from msol.inputs import policy_input
 from msol.networks import HierarchicalPolicy
 
 
 @torch.no_grad()
 def evaluate_slots(
     policy: HierarchicalPolicy, env: MultitaskEnv, *, seed: int, greedy: bool = False,
-    slot_tasks: list[str] | None = None,
+    slot_tasks: list[str] | None = None, observe_prev_action: bool = False,
 ) -> dict[str, float]:
     """Run exactly one episode in every env of ``env`` and return mean returns overall and per task.
 
@@ -30,14 +31,17 @@ def evaluate_slots(
     done = np.zeros(n, dtype=bool)
     z_prev = torch.zeros(n, dtype=torch.long)
     first = torch.ones(n)
+    prev_action = torch.full((n,), -1, dtype=torch.long)
     while not done.all():
-        step = act(policy, obs, z_prev, first, slot, greedy_options=greedy)
+        x = policy_input(obs, prev_action if observe_prev_action else None, env.action_dim)
+        step = act(policy, x, z_prev, first, slot, greedy_options=greedy)
         out = env.step(step.action.numpy())
         returns += np.where(done, 0.0, out.reward)
         lengths += ~done
         done |= out.terminated | out.truncated
         obs = torch.as_tensor(out.obs, dtype=torch.float32)
         z_prev, first = step.z, torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
+        prev_action = torch.where(first > 0, -1, step.action) if observe_prev_action else prev_action
     row = {"return/mean": float(returns.mean()), "episode_length": float(lengths.mean())}
     tasks = np.asarray([env.slot_tasks[s] for s in env.slot_of_env])
     for task in sorted(set(tasks.tolist())):

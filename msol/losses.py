@@ -52,6 +52,11 @@ def evaluate(
     p_T_learned = Categorical(logits=prior_term_logits)
 
     b = batch.b.long()
+    if not policy.learn_terminations:
+        zero = torch.zeros_like(batch.reward)
+        return Evaluation(logq_L=q_L.log_prob(batch.action), logp_L=p_L.log_prob(batch.action), ent_L=q_L.entropy(),
+                          logq_H=q_H.log_prob(batch.z), ent_H=q_H.entropy(), logq_T=zero, ent_T=zero, logp_T=zero,
+                          logp_T_hat=zero, value=policy.value_of(f_prev, slot))
     if fixed_termination_prior is None:
         logp_T = p_T_learned.log_prob(b)
     else:

@@ -113,9 +113,12 @@ class HierarchicalPolicy(nn.Module):
         num_options: int,
         hidden: Sequence[int],
         option_embedding: int = 128,
+        learn_terminations: bool = True,
     ) -> None:
         super().__init__()
         self.continuous = continuous
+        # False for DISTRAL and flat learners: no termination terms anywhere (with one option, no master terms).
+        self.learn_terminations = learn_terminations
         self.num_slots, self.num_options, self.action_dim = num_slots, num_options, action_dim
         self.encoder = OptionEncoder(obs_dim, hidden, num_options, option_embedding)
         # After transfer the priors read a frozen copy of the encoder while the posteriors keep training theirs.

@@ -22,6 +22,7 @@ from msol.algorithms import register_algorithm
 from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
 from msol.evaluation import evaluate_slots
 from msol.figures import plot_options
+from msol.inputs import policy_input
 from msol.losses import (
     evaluate, gae_advantages, msol_a2c_loss, msol_ppo_loss, nstep_returns, regularized_reward,
 )
@@ -36,7 +37,7 @@ from msol.storage import Rollout
 class PhaseSpec:
     """What one phase of the protocol runs on."""
 
-    name: str                 # "options" or "transfer"
+    name: str                 # "options", "transfer", or "scratch" (a fresh learner on the transfer tasks)
     tasks: list[str]          # task pool the slots draw from
     mode: str                 # start distribution of the training envs
     num_slots: int
@@ -58,14 +59,14 @@ def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
             phases.append(PhaseSpec("options", tasks, str(e.train_mode), n,
                                     max(1, int(a.option_frames_per_task * scale)),
                                     max(1, int(a.slot_reset_frames_per_task * scale)), slot_tasks))
-        elif name == "transfer":
+        elif name in ("transfer", "scratch"):
             tasks = resolve_tasks(e.transfer_tasks, all_tasks)
             n = int(OmegaConf.select(cfg, "env.hparams.transfer_slots", default=None) or len(tasks))
-            phases.append(PhaseSpec("transfer", tasks, str(e.transfer_mode), n,
+            phases.append(PhaseSpec(name, tasks, str(e.transfer_mode), n,
                                     max(1, int(a.transfer_frames_per_task * scale)), None,
                                     _spread_tasks(tasks, n, rng)))
         else:
-            raise ValueError(f"algo.phases: unknown phase {name!r}; valid: options, transfer")
+            raise ValueError(f"algo.phases: unknown phase {name!r}; valid: options, transfer, scratch")
     return phases
 
 
@@ -86,11 +87,14 @@ class MSOLPhase:
         self.cfg, self.spec = cfg, spec
         self.policy, self.env = policy, env
         self.transfer = spec.name == "transfer"
+        self.scratch = spec.name == "scratch"  # flat learner from scratch: β = 0, no prior to distil
         self.num_envs = env.num_envs
         self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
         self.continuous = policy.continuous
         self.n_steps = int(self.a.n_steps)
-        self.storage = Rollout.allocate(self.n_steps, self.num_envs, env.obs_dim, env.action_shape, self.continuous)
+        self.observe_prev_action = bool(getattr(self.a, "observe_prev_action", False))
+        input_dim = env.obs_dim + (env.action_dim if self.observe_prev_action else 0)
+        self.storage = Rollout.allocate(self.n_steps, self.num_envs, input_dim, env.action_shape, self.continuous)
         params = [p for p in policy.parameters() if p.requires_grad]
         if self.a.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps)
@@ -106,6 +110,7 @@ class MSOLPhase:
         self.obs = torch.zeros(self.num_envs, env.obs_dim)
         self.z_prev = torch.zeros(self.num_envs, dtype=torch.long)
         self.first = torch.ones(self.num_envs)
+        self.prev_action = torch.full((self.num_envs,), -1, dtype=torch.long)  # read only with observe_prev_action
         self.episodes: list[tuple[int, float]] = []  # (slot, return) finished since the last log row
         self.update_stats: list[dict[str, float]] = []
         self.slot_resets_done = np.zeros(spec.num_slots, dtype=np.int64)
@@ -113,6 +118,8 @@ class MSOLPhase:
     # ------------------------------------------------------------------ schedules
     @property
     def beta(self) -> float:
+        if self.scratch:
+            return 0.0
         if self.transfer:
             return float(self.a.beta_end)
         return beta_schedule(self.frames, self.spec.frames_per_task, self.a.beta_start, self.a.beta_end,
@@ -120,7 +127,7 @@ class MSOLPhase:
 
     @property
     def entropy_coef(self) -> float:
-        if self.transfer:
+        if self.transfer or self.scratch:
             return float(self.a.entropy_transfer)
         return linear(self.a.entropy_start, self.a.entropy_end, self.frames, self.spec.frames_per_task)
 
@@ -129,13 +136,18 @@ class MSOLPhase:
         obs = self.env.reset(seed=seed)
         self.obs = torch.as_tensor(obs, dtype=torch.float32)
         self.first = torch.ones(self.num_envs)
+        self.prev_action.fill_(-1)
+
+    def _input(self, obs: torch.Tensor, prev_action: torch.Tensor) -> torch.Tensor:
+        return policy_input(obs, prev_action if self.observe_prev_action else None, self.env.action_dim)
 
     def collect(self) -> None:
         """Fill the rollout with ``n_steps`` steps of every env."""
         st, greedy = self.storage, bool(self.a.greedy_options) and self.policy.frozen_posteriors
         for t in range(self.n_steps):
-            st.obs[t] = self.obs  # before stepping: envs may recycle their observation buffers
-            step = act(self.policy, self.obs, self.z_prev, self.first, self.slot, greedy_options=greedy)
+            x = self._input(self.obs, self.prev_action)
+            st.obs[t] = x  # stored before stepping: envs may recycle their observation buffers
+            step = act(self.policy, x, self.z_prev, self.first, self.slot, greedy_options=greedy)
             out = self.env.step(step.action.numpy())
             st.z_prev[t], st.z[t], st.b[t] = self.z_prev, step.z, step.b.float()
             st.action[t], st.first[t], st.z_hat_switch[t] = step.action, self.first, step.z_hat_switch
@@ -147,22 +159,26 @@ class MSOLPhase:
             if out.truncated.any():
                 idx = torch.as_tensor(np.flatnonzero(out.truncated))
                 final = torch.as_tensor(out.final_obs[idx.numpy()], dtype=torch.float32)
+                final = self._input(final, step.action[idx]) if self.observe_prev_action else final
                 st.bootstrap[t, idx] = value_after(self.policy, final, step.z[idx], self.slot[idx])
             for env_index, ret in out.episode_returns:
                 self.episodes.append((int(self.slot[env_index]), ret))
             done = torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
             self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
             self.z_prev, self.first = step.z, done
+            if self.observe_prev_action:
+                self.prev_action = torch.where(done > 0, -1, step.action)
         self.frames += self.n_steps * self.num_envs // self.spec.num_slots
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
         check_finite("observations", self.storage.obs)
         fixed_prior = None if self.transfer else 1.0 - float(self.a.alpha)
-        last_value = value_after(self.policy, self.obs, self.z_prev, self.slot)
+        distill = self.spec.name == "options"
+        last_value = value_after(self.policy, self._input(self.obs, self.prev_action), self.z_prev, self.slot)
         flat = self.storage.flat()
         slot = self.slot.repeat(self.n_steps)
-        beta, entropy_coef, distill = self.beta, self.entropy_coef, not self.transfer
+        beta, entropy_coef = self.beta, self.entropy_coef
         common = dict(num_slots=self.spec.num_slots, entropy_coef=entropy_coef, value_coef=self.a.value_coef,
                       prior_coef=self.a.prior_coef, distill_priors=distill)
         if self.a.loss == "a2c":
@@ -236,6 +252,7 @@ class MSOLPhase:
             env_idx, obs = self.env.assign_task(int(slot), task)
             self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
             self.first[env_idx] = 1.0
+            self.prev_action[env_idx] = -1
 
     def _reset_optimizer_rows(self, slot: int) -> None:
         for param in self.slot_params:
@@ -263,7 +280,7 @@ class MSOLPhase:
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "frames": self.frames, "obs": self.obs.clone(),
-                "z_prev": self.z_prev.clone(), "first": self.first.clone(),
+                "z_prev": self.z_prev.clone(), "first": self.first.clone(), "prev_action": self.prev_action.clone(),
                 "slot_resets_done": torch.as_tensor(self.slot_resets_done),
                 "env": self.env.get_state()}
 
@@ -271,15 +288,18 @@ class MSOLPhase:
         self.optimizer.load_state_dict(state["optimizer"])
         self.frames = int(state["frames"])
         self.obs, self.z_prev, self.first = state["obs"], state["z_prev"], state["first"]
+        self.prev_action = state["prev_action"]
         self.slot_resets_done = state["slot_resets_done"].numpy().astype(np.int64)
         self.env.set_state(state["env"])
 
 
 def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int) -> HierarchicalPolicy:
     a = cfg.algo
-    return HierarchicalPolicy(env.obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
+    obs_dim = env.obs_dim + (env.action_dim if a.get("observe_prev_action", False) else 0)
+    return HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
                               num_options=int(a.num_options), hidden=list(a.hidden),
-                              option_embedding=int(a.option_embedding))
+                              option_embedding=int(a.option_embedding),
+                              learn_terminations=bool(a.get("use_terminations", True)))
 
 
 def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv, num_slots: int
@@ -313,8 +333,6 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
         torch.set_rng_state(resume["torch_rng"])
     policy: HierarchicalPolicy | None = None
     summary: dict[str, float] = {}
-    log_every = max(1, int(cfg.logger.log_interval_frames_per_task * cfg.budget_scale))
-    eval_every = max(1, int(cfg.eval.interval_frames_per_task * cfg.budget_scale))
     last_ckpt = time.time()
     for index, spec in enumerate(phases):
         if index < start_phase:
@@ -323,13 +341,16 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
                        seed=cfg.seed * 1000 + index)
         eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
                             envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index)
-        if spec.name == "options":
+        if spec.name in ("options", "scratch"):
             policy = _make_policy(cfg, env, spec.num_slots)
         else:
             if policy is None:  # resuming straight into transfer: rebuild the structure, weights come next
                 policy = _make_policy(cfg, env, phases[0].num_slots)
             policy = _transfer_policy(cfg, policy, env, spec.num_slots)
         phase = MSOLPhase(cfg, spec, policy, env)
+        # Intervals are not scaled with the budget: a short run logs and evaluates at least 50 and 10 times.
+        log_every = max(1, min(int(cfg.logger.log_interval_frames_per_task), spec.frames_per_task // 50))
+        eval_every = max(1, min(int(cfg.eval.interval_frames_per_task), spec.frames_per_task // 10))
         evals_done = 0
         if resume and index == start_phase:
             policy.load_state_dict(resume["policy"])
@@ -348,7 +369,8 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
             if phase.frames // eval_every > evals_done or phase.frames >= spec.frames_per_task:
                 evals_done = phase.frames // eval_every
                 eval_row = evaluate_slots(policy, eval_env, seed=cfg.seed * 7 + evals_done + 100000 * index,
-                                          greedy=bool(cfg.algo.greedy_options) and policy.frozen_posteriors)
+                                          greedy=bool(cfg.algo.greedy_options) and policy.frozen_posteriors,
+                                          slot_tasks=env.slot_tasks, observe_prev_action=phase.observe_prev_action)
                 eval_row["frames_per_task"] = phase.frames
                 run.log(global_offset + phase.frames, eval_row, phase=f"{spec.name}/eval")
                 summary.update({f"{spec.name}/eval/{k}": v for k, v in eval_row.items()})
@@ -381,9 +403,12 @@ def _checkpoint(run: Run, phase_index: int, policy: HierarchicalPolicy, phase: M
                          "wall_time_s": run.elapsed()})
 
 
-@register_algorithm("msol_frozen", action_spaces=("discrete", "continuous"),
-                    description="MSOL(frozen): options learned softly, used as fixed options after transfer")
-def train_msol_frozen(cfg: DictConfig, run: Run) -> dict[str, float]:
-    if not cfg.algo.frozen:
-        raise ValueError("algo=msol_frozen needs algo.frozen=true")
-    return train_msol(cfg, run)
+# The baselines that are special cases of the hierarchy share its trainer (configs/algo/<name>.yaml set them up).
+for _name, _spaces, _description in (
+    ("msol_frozen", ("discrete", "continuous"), "MSOL(frozen): options learned softly, used hard after transfer"),
+    ("distral", ("discrete", "continuous"), "DISTRAL: one option, no master/termination, KL to a distilled prior"),
+    ("distral_action", ("discrete",), "DISTRAL(+action): DISTRAL whose networks also see the previous action"),
+    ("a2c", ("discrete", "continuous"), "flat A2C from scratch on the transfer tasks (beta = 0, no prior)"),
+    ("ppo", ("discrete", "continuous"), "flat PPO from scratch on the transfer tasks (beta = 0, no prior)"),
+):
+    register_algorithm(_name, action_spaces=_spaces, description=_description)(train_msol)

@@ -1,0 +1,14 @@
+"""MLSH (Frans et al. 2017, "Meta Learning Shared Hierarchies") on the MSOL protocol (spec/baselines.md "MLSH").
+
+Modules in reading order: ``networks`` (per-task masters, shared sub-policies), ``storage`` (one rollout),
+``losses`` (W/U schedule, macro-level GAE, PPO terms), ``learner`` (collect / update of one phase), ``probe``
+(which goal each sub-policy reaches in Moving Bandits), ``protocol`` (the option-learning → transfer loop shared
+with Option-Critic), ``entry`` (``algo=mlsh``). Documentation: docs/baselines.md.
+"""
+
+from baselines.mlsh.learner import MLSHPhase
+from baselines.mlsh.networks import MLSHPolicy
+
+__all__ = ["MLSHPhase", "MLSHPolicy"]
+
+from baselines.mlsh import entry as _entry  # noqa: E402,F401  (registers algo=mlsh)

@@ -1,0 +1,181 @@
+"""The MSOL protocol (option learning → transfer) for baselines that are not ``HierarchicalPolicy`` agents.
+
+``run_protocol`` is the phase loop of ``msol.trainer.train_msol`` with the agent abstracted away: it builds the
+phases exactly as MSOL does (same task pools, slots and per-task frame budgets), then for each phase asks the
+algorithm for a :class:`PhaseLearner`, iterates it, writes ``phase`` rows every log interval and
+``<phase>/eval`` rows every eval interval (``frames_per_task`` and per-task ``return/<task>`` columns),
+checkpoints by wall clock and at every phase end, and resumes mid-phase bit for bit. Used by MLSH and
+Option-Critic; nothing in it is specific to either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, open_dict
+
+from msol.envs_adapter import MultitaskEnv, make_env
+from msol.run import Run
+from msol.trainer import PhaseSpec, build_phases
+
+
+class PhaseLearner(Protocol):
+    """One phase of one algorithm on a batched multitask env."""
+
+    model: torch.nn.Module
+    frames: int  # frames per task done in this phase
+
+    def start(self, seed: int) -> None: ...
+    def iterate(self) -> None: ...  # collect experience and update; advances ``frames``
+    def pop_log_row(self) -> dict[str, float]: ...
+    def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# (cfg, phase, env, learner of the previous phase or None when resuming straight into this one) -> learner
+MakeLearner = Callable[[DictConfig, PhaseSpec, MultitaskEnv, "PhaseLearner | None"], PhaseLearner]
+
+
+def task_names(cfg: DictConfig) -> list[str]:
+    """Every task of the configured env family, in the env's own order (task ids index this list)."""
+    probe = make_env(cfg, ["__probe__"], mode=str(cfg.env.train_mode), envs_per_slot=1, seed=cfg.seed)
+    tasks = list(probe.tasks)
+    probe.close()
+    return tasks
+
+
+def protocol_phases(cfg: DictConfig) -> list[PhaseSpec]:
+    """MSOL's phases for ``cfg`` (``algo.phases``), without MSOL's regular task-slot resets.
+
+    ``build_phases`` also schedules MSOL's slot resets; MLSH has its own task schedule and Option-Critic none, so
+    their configs carry no ``slot_reset_frames_per_task`` and the field is cleared.
+    """
+    patched = cfg.copy()
+    with open_dict(patched):
+        patched.algo.slot_reset_frames_per_task = 1
+    phases = build_phases(patched, task_names(cfg))
+    for phase in phases:
+        phase.slot_reset_frames = None
+    return phases
+
+
+def episode_row(episodes: list[tuple[int, float]], slot_tasks: list[str]) -> dict[str, float]:
+    """``return/mean``, ``episodes`` and ``return/<task>`` of the (slot, return) pairs finished since the last row."""
+    row: dict[str, float] = {}
+    returns = [r for _, r in episodes]
+    row["return/mean"] = float(np.mean(returns)) if returns else float("nan")
+    row["episodes"] = len(returns)
+    by_task: dict[str, list[float]] = {}
+    for slot, ret in episodes:
+        by_task.setdefault(slot_tasks[slot], []).append(ret)
+    for task, rets in sorted(by_task.items()):
+        row[f"return/{task}"] = float(np.mean(rets))
+    return row
+
+
+def mean_stats(stats: list[dict[str, float]]) -> dict[str, float]:
+    """Key-wise mean of update statistics (keys missing from some updates average over those that have them)."""
+    keys = dict.fromkeys(k for s in stats for k in s)
+    return {k: float(np.mean([s[k] for s in stats if k in s])) for k in keys}
+
+
+@torch.no_grad()
+def evaluate_episodes(
+    env: MultitaskEnv, *, seed: int, slot_tasks: list[str], act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> dict[str, float]:
+    """One episode in every env of ``env`` (slots set to ``slot_tasks``); mean returns overall and per task.
+
+    ``act(obs, first) -> actions`` is the agent's step for all envs at once; it keeps its own per-env state
+    (current option, macro-step counter ...) and must start fresh where ``first`` is 1.
+    """
+    env.set_slot_tasks(slot_tasks)
+    obs = torch.as_tensor(env.reset(seed=seed), dtype=torch.float32)
+    n = env.num_envs
+    returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+    done = np.zeros(n, dtype=bool)
+    first = torch.ones(n)
+    while not done.all():
+        out = env.step(act(obs, first).numpy())
+        returns += np.where(done, 0.0, out.reward)
+        lengths += ~done
+        done |= out.terminated | out.truncated
+        obs = torch.as_tensor(out.obs, dtype=torch.float32)
+        first = torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
+    row = {"return/mean": float(returns.mean()), "episode_length": float(lengths.mean())}
+    tasks = np.asarray([env.slot_tasks[s] for s in env.slot_of_env])
+    for task in sorted(set(tasks.tolist())):
+        row[f"return/{task}"] = float(returns[tasks == task].mean())
+    return row
+
+
+def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[str, float]:
+    """Every phase of ``cfg`` in order, with logging, evaluation, checkpoints and exact resume."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    phases = protocol_phases(cfg)
+    resume = run.load_checkpoint()
+    start_phase = int(resume["phase_index"]) if resume else 0
+    global_offset = sum(p.frames_per_task for p in phases[:start_phase])
+    done_in_phase = int(resume["frames"]) if resume else 0
+    run.start_progress(sum(p.frames_per_task for p in phases), initial=global_offset + done_in_phase,
+                       desc=f"{cfg.algo.name}/{cfg.env.name}")
+    if resume:
+        torch.set_rng_state(resume["torch_rng"])
+    log_every = max(1, int(cfg.logger.log_interval_frames_per_task * cfg.budget_scale))
+    eval_every = max(1, int(cfg.eval.interval_frames_per_task * cfg.budget_scale))
+    learner: PhaseLearner | None = None
+    summary: dict[str, float] = {}
+    last_ckpt = time.time()
+    for index, spec in enumerate(phases):
+        if index < start_phase:
+            continue
+        env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
+                       seed=cfg.seed * 1000 + index)
+        eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
+                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index)
+        learner = make_learner(cfg, spec, env, learner)
+        if resume and index == start_phase:
+            learner.load_state_dict(resume["learner"])
+            resume = None
+        else:
+            learner.start(seed=cfg.seed * 1000 + index)
+        t0, f0 = time.time(), learner.frames
+        while learner.frames < spec.frames_per_task:
+            before = learner.frames
+            learner.iterate()
+            after = learner.frames
+            run.progress(after - before, phase=spec.name)
+            finished = after >= spec.frames_per_task
+            if after // eval_every > before // eval_every or finished:
+                eval_row = learner.evaluate(eval_env, seed=cfg.seed * 7 + after // eval_every + 100000 * index)
+                eval_row["frames_per_task"] = after
+                run.log(global_offset + after, eval_row, phase=f"{spec.name}/eval")
+                summary.update({f"{spec.name}/eval/{k}": v for k, v in eval_row.items()})
+            if after // log_every > before // log_every or finished:
+                row = learner.pop_log_row()
+                row["frames_per_task"] = after
+                row["fps"] = (after - f0) * spec.num_slots / max(time.time() - t0, 1e-9)
+                run.log(global_offset + after, row, phase=spec.name)
+                summary.update({f"{spec.name}/{k}": v for k, v in row.items() if k != "fps"})
+                run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
+                # Only right after a row: the checkpoint then holds no half-accumulated statistics.
+                if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s) and not finished:
+                    _checkpoint(run, index, learner)
+                    last_ckpt = time.time()
+        _checkpoint(run, index, learner)  # phase end: always
+        run.save_checkpoint({"model": learner.model.state_dict()}, name=spec.name)
+        global_offset += spec.frames_per_task
+        env.close()
+        eval_env.close()
+    summary["objective"] = summary.get(f"{phases[-1].name}/eval/return/mean", float("nan"))
+    return summary
+
+
+def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner) -> None:
+    run.save_checkpoint({"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(),
+                         "torch_rng": torch.get_rng_state(), "wall_time_s": run.elapsed()})

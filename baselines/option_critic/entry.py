@@ -1,0 +1,41 @@
+"""``python -m msol.train env=<env> algo=option_critic``: multitask A2OC inside the shared protocol."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from baselines.mlsh.protocol import run_protocol
+from baselines.option_critic.learner import OptionCriticPhase
+from baselines.option_critic.networks import OptionCriticNetwork
+from msol.algorithms import register_algorithm
+from msol.envs_adapter import MultitaskEnv
+from msol.run import Run
+from msol.trainer import PhaseSpec
+
+
+def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: OptionCriticPhase | None
+                  ) -> OptionCriticPhase:
+    """Transfer keeps training the same network (new task ids are new inputs); option learning and "scratch"
+    start a fresh one."""
+    if spec.name not in ("options", "transfer", "scratch"):
+        raise ValueError(f"algo.phases: {spec.name!r} is not an Option-Critic phase; valid: options, transfer, scratch")
+    if env.continuous:
+        raise ValueError(f"algo=option_critic supports discrete actions only; env={cfg.env.name} has continuous "
+                         "actions")
+    if spec.name == "transfer" and previous is not None:
+        net = previous.model
+    else:  # resuming into transfer: the checkpoint brings the weights
+        net = OptionCriticNetwork(env.obs_dim, len(env.tasks), env.action_dim,
+                                  num_options=int(cfg.algo.num_options), hidden=list(cfg.algo.hidden))
+    return OptionCriticPhase(cfg, spec, env, net)
+
+
+@register_algorithm("option_critic", action_spaces=("discrete",),
+                    description="Option-Critic (A2OC, Harb et al. 2018) with the task id as input")
+def train_option_critic(cfg: DictConfig, run: Run) -> dict[str, float]:
+    """Option learning on the training tasks, then the same network keeps learning on the transfer tasks."""
+    for key in ("deliberation_cost", "termination_margin"):
+        value = cfg.algo[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"algo.{key}={value!r}: must be a number")
+    return run_protocol(cfg, run, make_oc_phase)

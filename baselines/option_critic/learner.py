@@ -1,0 +1,186 @@
+"""A2OC on a batched multitask env: one phase as ``iterate`` = collect ``n`` steps of every env → one update.
+
+Call-and-return execution, per env: at ``s_t`` the previous option ``o_{t−1}`` terminates with ``β(s_t, o_{t−1})``
+(always at an episode's first step, where no cost is paid); a terminated option is replaced ε-greedily on
+``Q(s_t, ·)``; ``a_t ~ π(·|s_t, o_t)``. The termination of ``o_t`` is therefore decided at ``s_{t+1}``, which is
+where its gradient is taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from baselines.mlsh.protocol import episode_row, evaluate_episodes, mean_stats
+from baselines.option_critic.losses import a2oc_loss, arrival_value, deliberation_reward
+from baselines.option_critic.networks import OptionCriticNetwork
+from msol.envs_adapter import MultitaskEnv
+from msol.losses import nstep_returns
+from msol.numerics import check_finite, check_finite_grads
+from msol.trainer import PhaseSpec
+
+
+@dataclass
+class OCRollout:
+    """Time-major ``[T, B]``; ``switched`` = the previous option terminated at this step (not a first step);
+    ``bootstrap`` = ``U(final obs, o_t)`` on truncated steps."""
+
+    obs: torch.Tensor
+    option: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    switched: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    bootstrap: torch.Tensor
+
+    @classmethod
+    def allocate(cls, steps: int, num_envs: int, obs_dim: int) -> OCRollout:
+        shapes = {"obs": (obs_dim,)}
+        dtypes = {"option": torch.long, "action": torch.long}
+        return cls(**{f.name: torch.zeros(steps, num_envs, *shapes.get(f.name, ()),
+                                          dtype=dtypes.get(f.name, torch.float32)) for f in fields(cls)})
+
+
+@torch.no_grad()
+def oc_step(net: OptionCriticNetwork, obs: torch.Tensor, task: torch.Tensor, option_prev: torch.Tensor,
+            first: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(option, action, switched)`` for every env: terminate? → ε-greedy option → action."""
+    heads = net(obs, task)
+    rows = torch.arange(obs.shape[0])
+    terminate = (torch.rand(obs.shape[0]) < heads.beta[rows, option_prev]) | first
+    explore = torch.rand(obs.shape[0]) < epsilon
+    choice = torch.where(explore, torch.randint(net.num_options, option_prev.shape), heads.q.argmax(dim=-1))
+    option = torch.where(terminate, choice, option_prev)
+    action = torch.distributions.Categorical(logits=heads.logits[rows, option]).sample()
+    return option, action, (terminate & ~first).float()
+
+
+class OptionCriticPhase:
+    """One protocol phase of A2OC; implements ``PhaseLearner``."""
+
+    def __init__(self, cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, net: OptionCriticNetwork) -> None:
+        self.a = SimpleNamespace(**OmegaConf.to_container(cfg.algo, resolve=True))
+        self.spec, self.env, self.model = spec, env, net
+        self.num_envs, self.num_slots = env.num_envs, spec.num_slots
+        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
+        self.task = task_ids(env)
+        self.n_steps = int(self.a.n_steps)
+        self.storage = OCRollout.allocate(self.n_steps, self.num_envs, env.obs_dim)
+        if self.a.optimizer == "rmsprop":
+            self.optimizer = torch.optim.RMSprop(net.parameters(), lr=self.a.lr, alpha=self.a.rmsprop_alpha,
+                                                 eps=self.a.eps)
+        elif self.a.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(net.parameters(), lr=self.a.lr, eps=self.a.eps)
+        else:
+            raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
+        self.frames = 0
+        self.obs = torch.zeros(self.num_envs, env.obs_dim)
+        self.option = torch.zeros(self.num_envs, dtype=torch.long)
+        self.first = torch.ones(self.num_envs, dtype=torch.bool)
+        self.episodes: list[tuple[int, float]] = []
+        self.update_stats: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ PhaseLearner
+    def start(self, seed: int) -> None:
+        self.obs = torch.as_tensor(self.env.reset(seed=seed), dtype=torch.float32)
+        self.first[:] = True
+
+    def iterate(self) -> None:
+        self.collect()
+        self.update()
+
+    def collect(self) -> None:
+        st, a = self.storage, self.a
+        for t in range(self.n_steps):
+            option, action, switched = oc_step(self.model, self.obs, self.task, self.option, self.first, a.epsilon)
+            st.obs[t], st.option[t], st.action[t], st.switched[t] = self.obs, option, action, switched
+            out = self.env.step(action.numpy())
+            st.reward[t] = torch.as_tensor(out.reward, dtype=torch.float32)
+            st.terminated[t] = torch.as_tensor(out.terminated, dtype=torch.float32)
+            st.truncated[t] = torch.as_tensor(out.truncated, dtype=torch.float32)
+            st.bootstrap[t] = 0.0
+            if out.truncated.any():
+                idx = torch.as_tensor(np.flatnonzero(out.truncated))
+                final = torch.as_tensor(out.final_obs[idx.numpy()], dtype=torch.float32)
+                with torch.no_grad():
+                    st.bootstrap[t, idx] = arrival_value(self.model(final, self.task[idx]), option[idx], a.epsilon)
+            for env_index, ret in out.episode_returns:
+                self.episodes.append((int(self.slot[env_index]), ret))
+            self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
+            self.option = option
+            self.first = torch.as_tensor(out.terminated | out.truncated)
+        self.frames += self.n_steps * self.num_envs // self.num_slots
+
+    def update(self) -> None:
+        st, a, T = self.storage, self.a, self.n_steps
+        check_finite("observations", st.obs)
+        # One forward over s_0 … s_T: rows 0..T−1 are the transitions' states, rows 1..T their next states.
+        obs_all = torch.cat([st.obs, self.obs.unsqueeze(0)]).flatten(0, 1)
+        heads = self.model(obs_all, self.task.repeat(T + 1))
+        n = T * self.num_envs
+        now, nxt = heads.rows(slice(0, n)), heads.rows(slice(self.num_envs, n + self.num_envs))
+        with torch.no_grad():
+            last_u = arrival_value(heads.rows(slice(n, n + self.num_envs)), self.option, a.epsilon)
+            reward = deliberation_reward(st.reward, st.switched, a.deliberation_cost)
+            y = nstep_returns(reward, st.terminated, st.truncated, st.bootstrap, last_u, a.gamma).flatten()
+        # s_{t+1} is the next episode's first state where the episode ended at t: no termination is decided there.
+        next_valid = (1.0 - st.terminated - st.truncated).clamp_min(0.0).flatten()
+        loss, stats = a2oc_loss(now, nxt, st.option.flatten(), st.action.flatten(), y, next_valid,
+                                epsilon=a.epsilon, eta=a.deliberation_cost, margin=a.termination_margin,
+                                entropy_coef=a.entropy_coef, critic_coef=a.value_coef)
+        check_finite("loss", loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            check_finite_grads(self.model)
+        self.optimizer.step()
+        usage = torch.bincount(st.option.flatten(), minlength=self.model.num_options).float() / st.option.numel()
+        stats.update({f"option_usage/{k}": usage[k].item() for k in range(self.model.num_options)})
+        stats["termination_rate"] = st.switched.mean().item()
+        self.update_stats.append(stats)
+
+    # ------------------------------------------------------------------ logging, evaluation, checkpoints
+    def pop_log_row(self) -> dict[str, float]:
+        row = mean_stats(self.update_stats)
+        row.update(episode_row(self.episodes, self.env.slot_tasks))
+        self.episodes, self.update_stats = [], []
+        return row
+
+    def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
+        """One episode per eval env, acting as in training (ε-greedy options, sampled terminations and actions)."""
+        env.set_slot_tasks(self.env.slot_tasks)
+        task = task_ids(env)
+        option = torch.zeros(env.num_envs, dtype=torch.long)
+
+        def act(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+            nonlocal option
+            option, action, _ = oc_step(self.model, obs, task, option, first > 0, self.a.epsilon)
+            return action
+
+        return evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "frames": self.frames,
+                "obs": self.obs.clone(), "option": self.option.clone(), "first": self.first.clone(),
+                "env": self.env.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.frames = int(state["frames"])
+        self.obs, self.option, self.first = state["obs"], state["option"], state["first"]
+        self.env.set_state(state["env"])
+
+
+def task_ids(env: MultitaskEnv) -> torch.Tensor:
+    """Each env's task as an index into the family's full task list (the one-hot the network reads)."""
+    index = {name: i for i, name in enumerate(env.tasks)}
+    return torch.as_tensor([index[env.slot_tasks[s]] for s in env.slot_of_env], dtype=torch.long)
+
