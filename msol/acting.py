@@ -32,7 +32,7 @@ def act(
     """
     h, h_prior = policy.trunk(obs)
     f_prev, f_prev_prior = policy.option_features(h, h_prior, z_prev)
-    term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot)
+    term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot, z_prev)
     q_T = Categorical(logits=term_logits)
     if policy.learn_terminations:
         b = term_logits.argmax(-1) if greedy_options else q_T.sample()

@@ -28,6 +28,8 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if grid is None:
+        if "goal0" in env.tasks and not policy.continuous:  # Moving Bandits
+            return _plot_moving_bandits(policy, path)
         return None
     cells, obs, shape, walls = grid  # cells: [(x, y)], obs: [C, obs_dim] (passenger in taxi / not), walls mask
     slots = list(range(min(policy.num_slots, 12)))
@@ -59,6 +61,32 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
             if col == 0:
                 ax.set_ylabel("passenger in" if passenger else "no passenger", fontsize=8)
     fig.suptitle("colour: option picked by the master; x: its termination probability > 0.5", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _plot_moving_bandits(policy: HierarchicalPolicy, path: Path) -> Path:
+    """Each option followed alone from the start, on six random goal layouts."""
+    from msol.option_probe import moving_bandits_option_paths, same_goal_fraction
+
+    paths, goals = moving_bandits_option_paths(policy, layouts=6, seed=1)
+    fig, axes = plt.subplots(1, 6, figsize=(13, 2.5))
+    for k, ax in enumerate(axes):
+        for g, marker in ((0, "o"), (1, "s")):
+            ax.add_patch(plt.Circle(goals[k, g], 50, color="0.85"))
+            ax.plot(*goals[k, g], marker, color="k", ms=5)
+        for o in range(paths.shape[0]):
+            ax.plot(paths[o, k, :, 0], paths[o, k, :, 1], "-", color=_OPTION_COLOURS(o), lw=1.5, label=f"option {o}")
+        ax.set_xlim(0, 400)
+        ax.set_ylim(0, 400)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"each option alone from the start (greedy prior); all options to the same goal in "
+                 f"{same_goal_fraction(policy):.0%} of layouts", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -47,7 +47,7 @@ def evaluate(
 
     q_L, p_L = policy.action_dists(f_cur, f_cur_prior, slot, batch.z)
     q_H = Categorical(logits=policy.master_logits(h, slot))
-    term_logits, prior_term_logits = policy.termination_logits(f_prev, f_prev_prior, slot)
+    term_logits, prior_term_logits = policy.termination_logits(f_prev, f_prev_prior, slot, batch.z_prev)
     q_T = Categorical(logits=term_logits)
     p_T_learned = Categorical(logits=prior_term_logits)
 

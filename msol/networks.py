@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+_NEVER = -1e9  # a logit for "impossible" that keeps log-probabilities finite
+
 # Argument validation of torch.distributions costs more than the small heads themselves; inputs here are ours.
 torch.distributions.Distribution.set_default_validate_args(False)
 
@@ -47,7 +49,9 @@ class OptionEncoder(nn.Module):
 
     def with_option(self, h: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
         """``f(h, z)`` for a batch of option indices ``option`` (long, shape ``[B]``)."""
-        z = F.one_hot(option, self.num_options).to(h.dtype)
+        # Primitive actions offered to the master (indices >= num_options) have no option embedding: all zeros.
+        z = F.one_hot(option, max(self.num_options, int(option.max()) + 1 if option.numel() else 0))
+        z = z[:, : self.num_options].to(h.dtype)
         return F.relu(self.option_layer(torch.cat([h, self.option_embed(z)], dim=-1)))
 
 
@@ -114,6 +118,7 @@ class HierarchicalPolicy(nn.Module):
         hidden: Sequence[int],
         option_embedding: int = 128,
         learn_terminations: bool = True,
+        num_primitives: int = 0,
     ) -> None:
         super().__init__()
         self.continuous = continuous
@@ -124,7 +129,10 @@ class HierarchicalPolicy(nn.Module):
         # After transfer the priors read a frozen copy of the encoder while the posteriors keep training theirs.
         self.prior_encoder: OptionEncoder | None = None
         h_dim, f_dim = self.encoder.trunk_dim, self.encoder.feature_dim
-        self.master = SlotLinear(num_slots, h_dim, num_options)
+        # Hard options + primitives (paper Fig. 2e): the master may also pick one of ``num_primitives`` primitive
+        # actions, i.e. a one-step option ``z = num_options + a`` that always terminates after its step.
+        self.num_primitives = num_primitives
+        self.master = SlotLinear(num_slots, h_dim, num_options + num_primitives)
         self.termination = SlotLinear(num_slots, f_dim, 2)
         self.value = SlotLinear(num_slots, f_dim, 1)
         self.intra = SlotLinear(num_slots, f_dim, action_dim)
@@ -202,11 +210,15 @@ class HierarchicalPolicy(nn.Module):
         return self.master(h, slot)
 
     def termination_logits(
-        self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor
+        self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor, z_prev: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(posterior q^T logits, learned prior p^T_θ logits) at ``(s_t, z_{t-1})``."""
         prior = self.prior_termination(f_prev_prior)
         post = prior if self.frozen_posteriors else self.termination(f_prev, slot)
+        if self.num_primitives and z_prev is not None:
+            primitive = (z_prev >= self.num_options).unsqueeze(-1)
+            always_end = torch.tensor([_NEVER, 0.0], dtype=prior.dtype)
+            prior, post = torch.where(primitive, always_end, prior), torch.where(primitive, always_end, post)
         return post, prior
 
     def value_of(self, f_prev: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
@@ -218,6 +230,12 @@ class HierarchicalPolicy(nn.Module):
         """(posterior q^L, prior p^L_θ) at ``(s_t, z_t)``."""
         prior_out = self.prior_intra(f_prior)
         post_out = prior_out if self.frozen_posteriors else self.intra(f, slot)
+        if self.num_primitives:
+            primitive = option >= self.num_options
+            chosen = F.one_hot((option - self.num_options).clamp(min=0), self.action_dim).bool()
+            forced = torch.where(chosen, 0.0, _NEVER).to(prior_out.dtype)
+            prior_out = torch.where(primitive.unsqueeze(-1), forced, prior_out)
+            post_out = torch.where(primitive.unsqueeze(-1), forced, post_out)
         if not self.continuous:
             return (torch.distributions.Categorical(logits=post_out),
                     torch.distributions.Categorical(logits=prior_out))

@@ -293,19 +293,21 @@ class MSOLPhase:
         self.env.set_state(state["env"])
 
 
-def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int) -> HierarchicalPolicy:
+def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primitives: int = 0) -> HierarchicalPolicy:
     a = cfg.algo
     obs_dim = env.obs_dim + (env.action_dim if a.get("observe_prev_action", False) else 0)
     return HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
                               num_options=int(a.num_options), hidden=list(a.hidden),
                               option_embedding=int(a.option_embedding),
-                              learn_terminations=bool(a.get("use_terminations", True)))
+                              learn_terminations=bool(a.get("use_terminations", True)),
+                              num_primitives=num_primitives)
 
 
 def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv, num_slots: int
                      ) -> HierarchicalPolicy:
     """A fresh policy for the transfer slots whose encoder and priors are those learned in option learning."""
-    policy = _make_policy(cfg, env, num_slots)
+    primitives = env.action_dim if cfg.algo.get("primitive_options", False) else 0
+    policy = _make_policy(cfg, env, num_slots, num_primitives=primitives)
     shared = {k: v for k, v in source.state_dict().items()
               if k.startswith(("encoder.", "prior_intra.", "prior_termination.", "prior_log_std"))}
     policy.load_state_dict(shared, strict=False)
@@ -410,5 +412,7 @@ for _name, _spaces, _description in (
     ("distral_action", ("discrete",), "DISTRAL(+action): DISTRAL whose networks also see the previous action"),
     ("a2c", ("discrete", "continuous"), "flat A2C from scratch on the transfer tasks (beta = 0, no prior)"),
     ("ppo", ("discrete", "continuous"), "flat PPO from scratch on the transfer tasks (beta = 0, no prior)"),
+    ("hard_options", ("discrete", "continuous"), "options used as fixed (hard) options after transfer"),
+    ("hard_options_primitives", ("discrete",), "hard options plus the primitive actions as one-step options"),
 ):
     register_algorithm(_name, action_spaces=_spaces, description=_description)(train_msol)

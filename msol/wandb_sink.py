@@ -7,13 +7,11 @@ its server falls back to an offline run that ``wandb sync <run dir>/wandb/offlin
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 class WandbSink:
@@ -109,6 +107,5 @@ class WandbSink:
 
     def _warn(self, message: str) -> None:
         if not self.warned:
-            log.warning(message)
-            print(f"[msol] warning: {message}", flush=True)
+            print(f"[msol] warning: {message}", file=sys.stderr, flush=True)
             self.warned = True

@@ -11,4 +11,4 @@ from baselines.mlsh.networks import MLSHPolicy
 
 __all__ = ["MLSHPhase", "MLSHPolicy"]
 
-from baselines.mlsh import entry as _entry  # noqa: E402,F401  (registers algo=mlsh)
+from baselines.mlsh import entry as _entry  # noqa: F401  (registers algo=mlsh)

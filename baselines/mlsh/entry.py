@@ -6,31 +6,17 @@ from omegaconf import DictConfig
 
 from baselines.mlsh.learner import MLSHPhase
 from baselines.mlsh.networks import MLSHPolicy
-from baselines.mlsh.protocol import run_protocol
+from baselines.mlsh.protocol import check_algo_values, run_protocol
 from msol.algorithms import register_algorithm
 from msol.envs_adapter import MultitaskEnv
 from msol.run import Run
 from msol.trainer import PhaseSpec
 
-
-def check_mlsh_config(algo: DictConfig) -> None:
-    """Reject values the generic config check does not know, naming the key, the value and what is valid."""
-    rules = {
-        "macro_duration": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "warmup": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-        "joint": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "rollout_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "num_subs": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "master_batch_size": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "sub_minibatches": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        "random_sub_prob": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a probability in [0, 1]"),
-        "master_lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0"),
-        "sub_lr": (lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0"),
-    }
-    for key, (ok, valid) in rules.items():
-        value = algo.get(key)
-        if not ok(value) or isinstance(value, bool):
-            raise ValueError(f"algo.{key}={value!r}: must be {valid}")
+MLSH_VALUE_KINDS = {
+    "macro_duration": "int>=1", "warmup": "int>=0", "joint": "int>=1", "rollout_steps": "int>=1",
+    "num_subs": "int>=1", "master_batch_size": "int>=1", "sub_minibatches": "int>=1",
+    "random_sub_prob": "probability", "master_lr": "number>0", "sub_lr": "number>0", "adam_eps": "number>0",
+}
 
 
 def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: MLSHPhase | None) -> MLSHPhase:
@@ -54,5 +40,5 @@ def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previou
                     description="MLSH (Frans et al. 2017): hard shared sub-policies, per-task masters, W/U schedule")
 def train_mlsh(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning with MLSH's warm-up/joint schedule, then transfer with frozen sub-policies."""
-    check_mlsh_config(cfg.algo)
+    check_algo_values(cfg.algo, MLSH_VALUE_KINDS)
     return run_protocol(cfg, run, make_mlsh_phase)

@@ -17,7 +17,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from baselines.mlsh.losses import (
-    group_mean, group_minibatches, macro_gae, normalize_per_group, ppo_terms, schedule, slot_offsets,
+    group_mean,
+    group_minibatches,
+    macro_gae,
+    normalize_per_group,
+    ppo_terms,
+    schedule,
+    slot_offsets,
 )
 from baselines.mlsh.networks import MLSHPolicy
 from baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
@@ -71,9 +77,10 @@ class MLSHPhase:
         self.T, self.N = int(self.a.rollout_steps), int(self.a.macro_duration)
         self.storage = MLSHRollout.allocate(self.T, self.num_envs, env.obs_dim)
         # Created once per phase and never reset with a master (a code fact of MLSH, spec/baselines.md).
-        self.master_opt = torch.optim.Adam(policy.master_parameters(), lr=self.a.master_lr, eps=self.a.adam_eps)
-        self.sub_opt = None if self.transfer else torch.optim.Adam(policy.sub_parameters(), lr=self.a.sub_lr,
-                                                                   eps=self.a.adam_eps)
+        self.master_opt = torch.optim.Adam(policy.master_parameters(), lr=self.a.master_lr, eps=self.a.adam_eps,
+                                           foreach=True)
+        self.sub_opt = None if self.transfer else torch.optim.Adam(
+            policy.sub_parameters(), lr=self.a.sub_lr, eps=self.a.adam_eps, foreach=True)
         cycle = int(self.a.warmup) + int(self.a.joint)
         self.offsets = slot_offsets(self.num_slots, cycle, bool(self.a.stagger_slots))
         self.iteration = 0

@@ -7,6 +7,7 @@ sub-policies are one ``SlotMLP`` indexed by sub-policy, so every env of every sl
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -22,7 +23,7 @@ class SlotMLP(nn.Module):
     def __init__(self, n: int, in_dim: int, hidden: Sequence[int], out_dim: int, out_scale: float = 1.0) -> None:
         super().__init__()
         widths = [in_dim, *hidden, out_dim]
-        self.layers = nn.ModuleList(SlotLinear(n, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(SlotLinear(n, a, b) for a, b in itertools.pairwise(widths))
         self.out_scale = out_scale
         for i in range(n):
             self.reset(i)

@@ -11,4 +11,4 @@ from baselines.option_critic.networks import OptionCriticNetwork
 
 __all__ = ["OptionCriticNetwork", "OptionCriticPhase"]
 
-from baselines.option_critic import entry as _entry  # noqa: E402,F401  (registers algo=option_critic)
+from baselines.option_critic import entry as _entry  # noqa: F401  (registers algo=option_critic)

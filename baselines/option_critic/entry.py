@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from baselines.mlsh.protocol import run_protocol
+from baselines.mlsh.protocol import check_algo_values, run_protocol
 from baselines.option_critic.learner import OptionCriticPhase
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.algorithms import register_algorithm
@@ -23,10 +23,13 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
         raise ValueError(f"algo=option_critic supports discrete actions only; env={cfg.env.name} has continuous "
                          "actions")
     if spec.name == "transfer" and previous is not None:
-        net = previous.model
-    else:  # resuming into transfer: the checkpoint brings the weights
-        net = OptionCriticNetwork(env.obs_dim, len(env.tasks), env.action_dim,
-                                  num_options=int(cfg.algo.num_options), hidden=list(cfg.algo.hidden))
+        phase = OptionCriticPhase(cfg, spec, env, previous.model)
+        # The same network keeps learning: a fresh RMSprop state would make its first steps ~10x too large.
+        phase.optimizer.load_state_dict(previous.optimizer.state_dict())
+        return phase
+    # Option learning, "scratch", or resuming into transfer (the checkpoint then brings weights and optimizer).
+    net = OptionCriticNetwork(env.obs_dim, len(env.tasks), env.action_dim, num_options=int(cfg.algo.num_options),
+                              hidden=list(cfg.algo.hidden))
     return OptionCriticPhase(cfg, spec, env, net)
 
 
@@ -34,8 +37,6 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
                     description="Option-Critic (A2OC, Harb et al. 2018) with the task id as input")
 def train_option_critic(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning on the training tasks, then the same network keeps learning on the transfer tasks."""
-    for key in ("deliberation_cost", "termination_margin"):
-        value = cfg.algo[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"algo.{key}={value!r}: must be a number")
+    check_algo_values(cfg.algo, {"deliberation_cost": "number>=0", "termination_margin": "number>=0",
+                                 "entropy_coef": "number>=0", "num_options": "int>=1"})
     return run_protocol(cfg, run, make_oc_phase)

@@ -17,10 +17,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from baselines.mlsh.protocol import episode_row, evaluate_episodes, mean_stats
-from baselines.option_critic.losses import a2oc_loss, arrival_value, deliberation_reward
+from baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.envs_adapter import MultitaskEnv
-from msol.losses import nstep_returns
 from msol.numerics import check_finite, check_finite_grads
 from msol.trainer import PhaseSpec
 
@@ -127,8 +126,8 @@ class OptionCriticPhase:
         now, nxt = heads.rows(slice(0, n)), heads.rows(slice(self.num_envs, n + self.num_envs))
         with torch.no_grad():
             last_u = arrival_value(heads.rows(slice(n, n + self.num_envs)), self.option, a.epsilon)
-            reward = deliberation_reward(st.reward, st.switched, a.deliberation_cost)
-            y = nstep_returns(reward, st.terminated, st.truncated, st.bootstrap, last_u, a.gamma).flatten()
+            y = nstep_targets(st.reward, st.switched, st.terminated, st.truncated, st.bootstrap, last_u, a.gamma,
+                              a.deliberation_cost).flatten()
         # s_{t+1} is the next episode's first state where the episode ended at t: no termination is decided there.
         next_valid = (1.0 - st.terminated - st.truncated).clamp_min(0.0).flatten()
         loss, stats = a2oc_loss(now, nxt, st.option.flatten(), st.action.flatten(), y, next_valid,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from baselines.option_critic.networks import OptionHeads
+from msol.losses import nstep_returns
 
 
 def option_value(q: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -24,6 +25,19 @@ def arrival_value(heads: OptionHeads, option: torch.Tensor, epsilon: float) -> t
 def deliberation_reward(reward: torch.Tensor, switched: torch.Tensor, eta: float) -> torch.Tensor:
     """``r_t − η`` on steps where the previous option terminated (never on an episode's first step)."""
     return reward - eta * switched
+
+
+def nstep_targets(
+    reward: torch.Tensor, switched: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
+    bootstrap: torch.Tensor, last_arrival: torch.Tensor, gamma: float, eta: float,
+) -> torch.Tensor:
+    """``y_t = Σ_j γ^j (r_{t+j} − η·switched_{t+j}) + γ^k U(s_{t+k}, o_{t+k−1})``, ``[T, B]``.
+
+    Bootstraps with ``U`` at the rollout's end (``last_arrival``) and after time-limit cuts (``bootstrap``), 0 after
+    terminations: the n-step target of ``Q(s_t, o_t)`` for the call-and-return policy.
+    """
+    return nstep_returns(deliberation_reward(reward, switched, eta), terminated, truncated, bootstrap,
+                         last_arrival, gamma)
 
 
 def termination_loss(next_heads: OptionHeads, option: torch.Tensor, valid: torch.Tensor, epsilon: float,

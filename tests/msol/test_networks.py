@@ -119,3 +119,21 @@ def test_features_after_switch_equal_full_recomputation():
     assert torch.allclose(f, f_full, atol=1e-6)
     f.sum().backward()  # gradients flow through both the kept and the recomputed rows
     assert policy.encoder.option_layer.weight.grad is not None
+
+
+def test_primitive_options_act_once_then_terminate():
+    torch.manual_seed(0)
+    policy = HierarchicalPolicy(5, 4, continuous=False, num_slots=1, num_options=3, hidden=[16, 8],
+                                option_embedding=4, num_primitives=4)
+    with torch.no_grad():
+        policy.master.weight.zero_()
+        policy.master.bias.zero_()
+        policy.master.bias[0, 3 + 2] = 50.0  # always pick primitive action 2
+    obs = torch.randn(6, 5)
+    slot = torch.zeros(6, dtype=torch.long)
+    step = act(policy, obs, torch.zeros(6, dtype=torch.long), torch.ones(6), slot)
+    assert step.z.tolist() == [5] * 6 and step.action.tolist() == [2] * 6
+    assert torch.allclose(step.logp, torch.zeros(6), atol=1e-4)  # master sure, primitive deterministic
+    # after a primitive, the termination is forced
+    step2 = act(policy, obs, step.z, torch.zeros(6), slot)
+    assert step2.b.tolist() == [1] * 6

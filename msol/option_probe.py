@@ -1,0 +1,51 @@
+"""What each learned option does in Moving Bandits: follow it alone from the start and see which goal it reaches.
+
+This is the diagnostic of MLSH's known failure (both options going to the same goal): with ``m`` options over many
+random goal layouts, ``same_goal_fraction`` is how often all options end nearest the same goal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from envs.moving_bandits import ARENA, MOVES, START
+from msol.networks import HierarchicalPolicy
+
+
+@torch.no_grad()
+def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, steps: int = 30, seed: int = 0
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy paths of every prior option: ``(paths [m, layouts, steps+1, 2], goals [layouts, 2, 2])``."""
+    rng = np.random.default_rng(seed)
+    goals = rng.uniform(0, ARENA, size=(layouts, 2, 2))
+    m = policy.num_options
+    pos = np.tile(np.asarray(START, dtype=np.float64), (m, layouts, 1))
+    paths = [pos.copy()]
+    option = torch.arange(m).repeat_interleave(layouts)
+    for _ in range(steps):
+        obs = np.concatenate([pos.reshape(m * layouts, 2), np.tile(goals.reshape(layouts, 4), (m, 1))], axis=1)
+        obs_t = torch.as_tensor(obs / ARENA, dtype=torch.float32)
+        if policy.encoder.trunk[0].in_features != obs_t.shape[1]:  # previous-action input: none at this probe
+            pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
+            obs_t = torch.cat([obs_t, torch.zeros(obs_t.shape[0], pad)], dim=1)
+        h, h_prior = policy.trunk(obs_t)
+        f, f_prior = policy.option_features(h, h_prior, option)
+        logits = policy.prior_intra(f_prior)
+        pos = pos + MOVES[logits.argmax(-1).numpy()].reshape(m, layouts, 2)
+        paths.append(pos.copy())
+    return np.stack(paths, axis=2), goals
+
+
+def option_destinations(paths: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """Index of the goal nearest to where each option ends: ``[m, layouts]``."""
+    end = paths[:, :, -1, :]                                           # [m, layouts, 2]
+    dist = np.linalg.norm(end[:, :, None, :] - goals[None], axis=-1)   # [m, layouts, 2 goals]
+    return dist.argmin(-1)
+
+
+def same_goal_fraction(policy: HierarchicalPolicy, layouts: int = 256, seed: int = 0) -> float:
+    """Fraction of random goal layouts in which every option heads to the same goal (MLSH's failure mode)."""
+    paths, goals = moving_bandits_option_paths(policy, layouts=layouts, seed=seed)
+    dest = option_destinations(paths, goals)
+    return float(np.mean((dest == dest[0]).all(axis=0)))

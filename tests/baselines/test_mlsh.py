@@ -1,0 +1,314 @@
+"""MLSH: schedule, macro-step rewards and advantages, PPO terms, shared/frozen sub-policies, the diversity probe,
+``algo=mlsh`` end to end with exact resume, and a short learning run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+import msol.algorithms
+from baselines.mlsh.entry import make_mlsh_phase
+from baselines.mlsh.learner import mlsh_step
+from baselines.mlsh.losses import (
+    group_mean,
+    group_minibatches,
+    macro_gae,
+    normalize_per_group,
+    ppo_terms,
+    schedule,
+    slot_offsets,
+)
+from baselines.mlsh.networks import MLSHPolicy
+from baselines.mlsh.probe import NO_GOAL, destinations, diversity_metrics
+from baselines.mlsh.protocol import protocol_phases
+from msol.envs_adapter import make_env
+from msol.run import Run
+from msol.train import train
+
+TIMING_KEYS = {"fps", "wall_time_s"}
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        return compose("train", overrides=["algo=mlsh", *overrides])
+
+
+def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
+    """``python -m msol.train algo=mlsh <overrides>`` in-process, loading only this plugin."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("baselines.mlsh",))
+    monkeypatch.setattr(msol.algorithms, "_loaded", False)
+    return train(compose_cfg(*overrides), run_dir=run_dir)
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------------------------------- schedule
+def test_schedule_warmup_then_joint_then_new_task():
+    joint = [it for it in range(30) if schedule(it, 0, warmup=9, joint=1)[1]]
+    new = [it for it in range(30) if schedule(it, 0, warmup=9, joint=1)[0]]
+    assert joint == [9, 19, 29]
+    assert new == [10, 20]  # iteration 0 uses the initial master and task
+
+
+def test_staggered_slot_gets_a_longer_first_warmup():
+    # Like worker rank 3 in the MLSH code: 3 extra warm-up iterations before the first cycle ends.
+    assert [it for it in range(30) if schedule(it, 3, 9, 1)[1]] == [12, 22]
+    assert [it for it in range(30) if schedule(it, 3, 9, 1)[0]] == [13, 23]
+    assert slot_offsets(10, 10, stagger=True) == list(range(10))
+    assert slot_offsets(4, 10, stagger=False) == [0, 0, 0, 0]
+    # With 10 staggered slots and W + U = 10, exactly one slot is in its joint iteration from iteration 18 on.
+    offsets = slot_offsets(10, 10, stagger=True)
+    assert all(sum(schedule(it, o, 9, 1)[1] for o in offsets) == 1 for it in range(18, 60))
+
+
+# ---------------------------------------------------------------------------------------------------- macro level
+def _macro_case(terminated_at_4: bool):
+    T = 7
+    col = lambda values: torch.tensor(values, dtype=torch.float32).view(T, 1)  # noqa: E731
+    reward = col([1, 0, 1, 0, 1, 1, 1])
+    decide = col([1, 0, 0, 1, 0, 1, 0])  # macro steps [0..2], [3..4] (episode ends at 4), [5..6]
+    end = col([0, 0, 0, 0, 1, 0, 0])
+    terminated, truncated = (end, torch.zeros_like(end)) if terminated_at_4 else (torch.zeros_like(end), end)
+    value = col([0.5, 0, 0, 0.2, 0, 0.4, 0])
+    bootstrap = col([0, 0, 0, 0, 0.7, 0, 0])
+    return macro_gae(reward, decide, terminated, truncated, value, bootstrap, torch.tensor([0.3]), 0.9, 0.8)
+
+
+def test_macro_reward_is_the_sum_of_the_primitive_rewards_of_each_macro_step():
+    _, macro_reward = _macro_case(terminated_at_4=False)
+    assert macro_reward[[0, 3, 5], 0].tolist() == [2.0, 1.0, 2.0]
+
+
+def test_macro_gae_by_hand_truncation_bootstraps_termination_cuts():
+    adv, _ = _macro_case(terminated_at_4=False)
+    adv5 = 2 + 0.9 * 0.3 - 0.4              # last macro step bootstraps V(s_T)
+    adv3 = 1 + 0.9 * 0.7 - 0.2              # time-limit cut: V(final obs), no advantage carried over
+    adv0 = (2 + 0.9 * 0.2 - 0.5) + 0.9 * 0.8 * adv3
+    assert adv[[0, 3, 5], 0].tolist() == pytest.approx([adv0, adv3, adv5])
+    adv, _ = _macro_case(terminated_at_4=True)
+    assert adv[[0, 3], 0].tolist() == pytest.approx([(2 + 0.18 - 0.5) + 0.72 * (1 - 0.2), 1 - 0.2])
+
+
+# ---------------------------------------------------------------------------------------------------- PPO pieces
+def test_ppo_terms_by_hand():
+    logp = torch.log(torch.tensor([1.5, 1.5]))
+    L_pi, L_V = ppo_terms(logp, torch.zeros(2), torch.tensor([2.0, -2.0]), torch.tensor([0.5, 0.5]),
+                          torch.zeros(2), torch.ones(2), clip=0.2)
+    assert L_pi.tolist() == pytest.approx([-2.4, 3.0])         # min(1.5·2, 1.2·2); min(−3, −2.4)
+    assert L_V.tolist() == pytest.approx([0.32, 0.32])         # ½ max((0.5−1)², (0.2−1)²)
+
+
+def test_group_mean_trains_each_learner_on_its_own_mean():
+    assert group_mean(torch.tensor([1.0, 2.0, 3.0, 10.0]), torch.tensor([0, 0, 0, 1]), 3).item() == 12.0
+    x = torch.tensor([1.0, 3.0, 10.0, 10.0])
+    assert normalize_per_group(x, torch.tensor([0, 0, 1, 1]), 2).tolist() == [-1.0, 1.0, 0.0, 0.0]
+
+
+def test_group_minibatches_give_each_group_its_own_batches():
+    group = torch.tensor([0] * 130 + [1] * 40)
+    batches = group_minibatches(group, 2, batch_size=64)
+    assert len(batches) == 3  # ceil(130 / 64)
+    rows = torch.cat(batches)
+    assert sorted(rows.tolist()) == list(range(170))
+    assert all((group[b] == 0).sum() <= 64 and (group[b] == 1).sum() <= 64 for b in batches)
+    batches = group_minibatches(group, 2, num_batches=15)
+    assert len(batches) == 15 and sorted(torch.cat(batches).tolist()) == list(range(170))
+    with pytest.raises(ValueError, match="exactly one"):
+        group_minibatches(group, 2)
+
+
+# ---------------------------------------------------------------------------------------------------- acting
+def _policy(num_slots=2, num_subs=2) -> MLSHPolicy:
+    torch.manual_seed(0)
+    return MLSHPolicy(6, 5, num_slots=num_slots, num_subs=num_subs, hidden=[8, 8])
+
+
+def test_master_choice_continues_between_decisions_and_is_randomised():
+    policy = _policy()
+    with torch.no_grad():  # every master strongly prefers sub-policy 0
+        policy.master_pi.layers[-1].bias[:, 0] = 50.0
+    obs, slot = torch.rand(4000, 6), torch.zeros(4000, dtype=torch.long)
+    z_prev = torch.ones(4000, dtype=torch.long)
+    keep = mlsh_step(policy, obs, slot, z_prev, torch.zeros(4000, dtype=torch.bool), random_sub_prob=0.1)
+    assert (keep.z == 1).all()
+    chosen = mlsh_step(policy, obs, slot, z_prev, torch.ones(4000, dtype=torch.bool), random_sub_prob=0.1)
+    # Replaced by a uniform sub-policy w.p. 0.1 → sub-policy 1 w.p. 0.05.
+    assert (chosen.z == 1).float().mean().item() == pytest.approx(0.05, abs=0.015)
+    assert chosen.master_logp[chosen.z == 1].max() < -40  # log-prob of what was executed, under the master
+
+
+def test_master_decides_every_n_steps_and_at_episode_starts():
+    cfg = compose_cfg("env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
+                      "algo.rollout_steps=60")
+    spec = protocol_phases(cfg)[0]
+    env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=0)
+    phase = make_mlsh_phase(cfg, spec, env, None)
+    phase.start(seed=0)
+    phase.collect()
+    decided = phase.storage.decide[:, 0].nonzero().squeeze(-1).tolist()
+    assert decided == [0, 10, 20, 30, 40, 50]  # episodes of 50 steps: step 50 is both a start and a 10th step
+    z = phase.storage.z
+    assert (z[1:10] == z[0]).all()
+
+
+# ---------------------------------------------------------------------------------------------------- schedule in the learner
+def test_learner_resets_masters_on_schedule_and_updates_subs_only_in_joint_iterations():
+    cfg = compose_cfg("env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
+                      "algo.rollout_steps=20", "algo.warmup=2", "algo.joint=1", "algo.ppo_epochs=1",
+                      "algo.sub_minibatches=2")
+    spec = protocol_phases(cfg)[0]
+    env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=0)
+    phase = make_mlsh_phase(cfg, spec, env, None)
+    phase.start(seed=0)
+    assert phase.offsets == [0, 1]  # staggered over the 3-iteration cycle
+    sub_before = [p.detach().clone() for p in phase.model.sub_parameters()]
+    for _ in range(2):  # iterations 0, 1: warm-up for slot 0 and (longer first warm-up) slot 1
+        phase.iterate()
+    assert all(torch.equal(a, b) for a, b in zip(sub_before, phase.model.sub_parameters()))
+    phase.iterate()  # iteration 2: slot 0 joint → the shared sub-policies learn
+    assert not all(torch.equal(a, b) for a, b in zip(sub_before, phase.model.sub_parameters()))
+
+    master_w = phase.model.master_pi.layers[0].weight
+    before = master_w.detach().clone()
+    adam_before = phase.master_opt.state[master_w]["exp_avg"].clone()
+    joint = phase.begin_iteration()  # iteration 3: slot 0 starts a new task, slot 1 is in its joint iteration
+    assert joint.tolist() == [False, True]
+    assert not torch.equal(master_w[0], before[0]) and torch.equal(master_w[1], before[1])
+    # The master's Adam state is NOT reset with the master (MLSH code fact).
+    assert torch.equal(phase.master_opt.state[master_w]["exp_avg"], adam_before)
+    assert adam_before[0].abs().sum() > 0
+
+
+def test_transfer_copies_sub_policies_exactly_freezes_them_and_trains_fresh_masters():
+    cfg = compose_cfg("env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
+                      "algo.rollout_steps=20", "algo.ppo_epochs=1")
+    options, transfer = protocol_phases(cfg)
+    env = make_env(cfg, options.slot_tasks, mode=options.mode, envs_per_slot=2, seed=0)
+    learned = make_mlsh_phase(cfg, options, env, None)
+    learned.start(seed=0)
+    learned.iterate()
+    env2 = make_env(cfg, transfer.slot_tasks, mode=transfer.mode, envs_per_slot=2, seed=1)
+    phase = make_mlsh_phase(cfg, transfer, env2, learned)
+    for a, b in zip(learned.model.sub_parameters(), phase.model.sub_parameters()):
+        assert torch.equal(a, b) and not b.requires_grad
+    master_before = [p.detach().clone() for p in phase.model.master_parameters()]
+    phase.start(seed=1)
+    phase.iterate()
+    for a, b in zip(learned.model.sub_parameters(), phase.model.sub_parameters()):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(master_before, phase.model.master_parameters()))
+
+
+# ---------------------------------------------------------------------------------------------------- diversity probe
+def test_destinations_and_diversity_metrics_by_hand():
+    goals = [100, 100, 300, 300]  # goal0 (100, 100), goal1 (300, 300)
+    obs = np.array([[110, 100, *goals], [300, 260, *goals], [200, 200, *goals]], dtype=np.float32) / 400
+    assert destinations(obs).tolist() == [0, 1, NO_GOAL]
+    dest = np.array([[0, 1, 0, NO_GOAL], [0, 0, 1, NO_GOAL]])  # sub-policy × layout
+    metrics = diversity_metrics(dest)
+    assert metrics == {"options_same_goal": 0.25, "options_cover_both_goals": 0.5, "options_reach_goal": 0.75}
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+TINY = ["env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2", "algo.rollout_steps=50",
+        "algo.warmup=1", "algo.joint=1", "algo.ppo_epochs=2", "algo.sub_minibatches=2",
+        "algo.option_frames_per_task=600", "algo.transfer_frames_per_task=300",
+        "env.hparams.eval_interval_frames_per_task=200", "env.hparams.log_interval_frames_per_task=100",
+        "eval.episodes_per_slot=1", "logger.progress_bar=false", "checkpoint_interval_s=0.0001"]
+
+
+def _strip(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted tiny run, shared by the tests that inspect it or compare a resumed run with it."""
+    run_dir = tmp_path_factory.mktemp("mlsh") / "full"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        summary = run_train(monkeypatch, run_dir, TINY)
+    return run_dir, summary
+
+
+def test_cli_run_writes_both_phases_probe_and_checkpoints(tiny_run):
+    run_dir, summary = tiny_run
+    for name in ("config.yaml", "summary.json", "checkpoints/latest.pt", "checkpoints/options.pt",
+                 "checkpoints/transfer.pt"):
+        assert (run_dir / name).exists(), name
+    rows = read_rows(run_dir)
+    assert {r["phase"] for r in rows} == {"options", "options/eval", "transfer", "transfer/eval"}
+    options = [r for r in rows if r["phase"] == "options"]
+    assert [r["frames_per_task"] for r in options] == [100, 200, 300, 400, 500, 600]
+    assert {"master/loss_policy", "sub/loss_policy", "joint_slots"} <= set(options[1])
+    evals = [r for r in rows if r["phase"].endswith("/eval")]
+    assert all(0 <= r["options_same_goal"] <= 1 and "return/goal0" in r for r in evals)
+    assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
+    assert summary["objective"] == evals[-1]["return/mean"]
+    assert not math.isnan(summary["objective"])
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("cut_at_row", [5, 10, 12])  # mid options; at the phase change; mid transfer
+def test_interrupted_run_resumes_to_the_same_metrics(monkeypatch, tmp_path, tiny_run, cut_at_row):
+    expected = _strip(read_rows(tiny_run[0]))
+    assert len(expected) > cut_at_row
+
+    original_log, calls = Run.log, [0]
+
+    def log_then_die(self, step, metrics, phase="train"):
+        calls[0] += 1
+        if calls[0] == cut_at_row:
+            raise Interrupted
+        original_log(self, step, metrics, phase)
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(Run, "log", log_then_die)
+    with pytest.raises(Interrupted):
+        run_train(monkeypatch, cut, TINY)
+    monkeypatch.setattr(Run, "log", original_log)
+    assert not (cut / "summary.json").exists()
+    run_train(monkeypatch, cut, [*TINY, f"resume={cut}"])
+    assert _strip(read_rows(cut)) == expected
+
+
+def test_bad_mlsh_value_is_named(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match=r"algo.random_sub_prob=1.5: must be a probability"):
+        run_train(monkeypatch, tmp_path / "run", [*TINY, "algo.random_sub_prob=1.5"])
+
+
+# ---------------------------------------------------------------------------------------------------- learning
+def _random_return(cfg, episodes_per_env: int = 4) -> float:
+    env = make_env(cfg, ["R-G"], mode="train", envs_per_slot=16, seed=123)
+    env.reset(seed=123)
+    rng = np.random.default_rng(0)
+    returns: list[float] = []
+    while len(returns) < 16 * episodes_per_env:
+        out = env.step(rng.integers(env.action_dim, size=env.num_envs))
+        returns += [r for _, r in out.episode_returns]
+    return float(np.mean(returns))
+
+
+def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_path):
+    overrides = ["env=taxi", "env.train_tasks=[R-G]", "env.transfer_tasks=[R-G]", "env.hparams.num_slots=2",
+                 "env.hparams.envs_per_slot=4", "algo.num_subs=2", "algo.rollout_steps=100", "algo.warmup=1",
+                 "algo.joint=1", "algo.sub_lr=3e-3", "algo.sub_minibatches=4", "seed=1",
+                 "algo.option_frames_per_task=12000", "algo.transfer_frames_per_task=1",
+                 "env.hparams.eval_interval_frames_per_task=100000", "env.hparams.log_interval_frames_per_task=1500",
+                 "logger.progress_bar=false"]
+    run_train(monkeypatch, tmp_path / "run", overrides)
+    train_rows = [r for r in read_rows(tmp_path / "run") if r["phase"] == "options"]
+    random_return = _random_return(compose_cfg(*overrides))
+    assert random_return < -3.5
+    assert np.mean([r["return/mean"] for r in train_rows[-2:]]) > random_return + 2.0

@@ -1,0 +1,37 @@
+"""The option pictures drawn at the end of each phase."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+
+from msol.envs_adapter import make_env
+from msol.figures import plot_options
+from msol.networks import HierarchicalPolicy
+from msol.option_probe import moving_bandits_option_paths, option_destinations, same_goal_fraction
+from msol.trainer import _make_policy
+
+
+def test_taxi_option_map_is_written(tmp_path):
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose("train", overrides=["env=taxi", "env.hparams.hidden=[32,16,32]"])
+    env = make_env(cfg, ["R-G", "B-Y"], mode="train", envs_per_slot=1, seed=0)
+    path = plot_options(_make_policy(cfg, env, 2), env, tmp_path / "options.png")
+    assert path is not None and path.stat().st_size > 5000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_moving_bandits_probe_detects_options_heading_to_the_same_goal():
+    torch.manual_seed(0)
+    policy = HierarchicalPolicy(6, 5, continuous=False, num_slots=1, num_options=2, hidden=[8, 8])
+    with torch.no_grad():  # both options: always "x+20" -> identical paths -> same goal in every layout
+        policy.prior_intra.weight.zero_()
+        policy.prior_intra.bias.copy_(torch.tensor([0.0, 5.0, 0.0, 0.0, 0.0]))
+    assert same_goal_fraction(policy, layouts=64) == 1.0
+    paths, goals = moving_bandits_option_paths(policy, layouts=4, steps=3)
+    assert paths.shape == (2, 4, 4, 2) and np.allclose(paths[:, :, -1, 0], 260.0)
+    # destinations are the nearest goal to the end point
+    dest = option_destinations(paths, goals)
+    end = paths[0, :, -1]
+    assert (dest[0] == np.linalg.norm(end[:, None] - goals, axis=-1).argmin(-1)).all()
