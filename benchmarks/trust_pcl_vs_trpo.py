@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "runs" / "bench" / "trust_pcl_vs_trpo"
+RUNS = ROOT / "runs" / "bench" / "trust_pcl_vs_trpo"   # default of --runs
 FIGURES = ROOT / "docs" / "figures"
 ENVS = ("acrobot", "swimmer", "hopper", "halfcheetah")
 ALGOS = ("trust_pcl", "trpo")
@@ -57,7 +57,7 @@ def throughput(args: argparse.Namespace) -> None:
     """Env steps per second of each (algo, env), training only (evaluation pushed past the budget)."""
     for env in args.envs:
         for algo in args.algos:
-            run_dir = RUNS.parent / "throughput" / env / algo
+            run_dir = args.runs.parent / "throughput" / env / algo
             if run_dir.exists():
                 subprocess.run(["rm", "-rf", str(run_dir)], check=True)
             frames = args.frames
@@ -75,17 +75,17 @@ def run(args: argparse.Namespace) -> None:
     for env in args.envs:
         for seed in args.seeds:
             for algo in args.algos:
-                summary = run_one(env, algo, seed, args.frames, RUNS / env / algo / f"s{seed}",
+                summary = run_one(env, algo, seed, args.frames, args.runs / env / algo / f"s{seed}",
                                   args.eval_every, args.eval_episodes)
                 print(f"{env} {algo} s{seed}: final greedy return {summary['final_eval_return']:.1f}, "
                       f"{summary['wall_time_s']:.0f} s; elapsed {time.time() - started:.0f} s", flush=True)
 
 
-def load_curves(env: str, algo: str, phase: str = "eval") -> list[dict[str, np.ndarray]]:
+def load_curves(runs: Path, env: str, algo: str, phase: str = "eval") -> list[dict[str, np.ndarray]]:
     """Per finished seed: ``frames``, ``wall_time_s`` and ``return`` (greedy eval, or training episodes)."""
     key = "eval_return" if phase == "eval" else "episode_return"
     curves = []
-    for run_dir in sorted((RUNS / env / algo).glob("s*")):
+    for run_dir in sorted((runs / env / algo).glob("s*")):
         if not (run_dir / "summary.json").exists():
             continue
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -121,10 +121,10 @@ def plot(args: argparse.Namespace) -> None:
         for (x_key, phase, y_label), ax_row in zip(rows, axes):
             for ax, env in zip(ax_row, args.envs):
                 for algo in args.algos:
-                    curves = load_curves(env, algo, phase)
+                    curves = load_curves(args.runs, env, algo, phase)
                     if not curves:
                         continue
-                    grid = np.linspace(0, min(c[x_key][-1] for c in curves), 200)
+                    grid = np.linspace(max(c[x_key][0] for c in curves), min(c[x_key][-1] for c in curves), 200)
                     values = band(curves, x_key, grid)
                     ax.plot(grid, np.nanmean(values, 0), color=COLORS[algo], label=f"{algo} ({len(curves)} seeds)")
                     ax.fill_between(grid, np.nanmin(values, 0), np.nanmax(values, 0), color=COLORS[algo], alpha=0.2)
@@ -134,7 +134,7 @@ def plot(args: argparse.Namespace) -> None:
             ax_row[0].set_ylabel(y_label)
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
-        path = FIGURES / f"trust_pcl_vs_trpo_{name}.png"
+        path = FIGURES / f"{args.runs.name}_{name}.png"
         fig.savefig(path, dpi=110)
         print(f"wrote {path.relative_to(ROOT)}")
     print(summary_table(args))
@@ -147,7 +147,7 @@ def summary_table(args: argparse.Namespace) -> str:
     table = [header, "|---|---|---|---|---|---|---|---|"]
     for env in args.envs:
         for algo in args.algos:
-            evals, trains = load_curves(env, algo, "eval"), load_curves(env, algo, "train")
+            evals, trains = load_curves(args.runs, env, algo, "eval"), load_curves(args.runs, env, algo, "train")
             if not evals:
                 continue
             finals = [c["return"][-1] for c in evals]
@@ -170,6 +170,8 @@ def main() -> None:
                         help="env steps per run (a multiple of TRPO's 2048-step rollout and Trust-PCL's 10)")
     parser.add_argument("--eval-every", type=int, default=10_240)
     parser.add_argument("--eval-episodes", type=int, default=2)
+    parser.add_argument("--runs", type=Path, default=RUNS,
+                        help="where the runs live; the figures are named docs/figures/<its name>_{steps,walltime}.png")
     args = parser.parse_args()
     {"throughput": throughput, "run": run, "plot": plot}[args.command](args)
 

@@ -73,7 +73,23 @@ class MovingBanditsEnv(CoreEnv):
     """
 
     core_class = MovingBanditsCore
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, task: str | None = None, mode: str = "train") -> None:
-        super().__init__(task=task, mode=mode)
+    def __init__(self, task: str | None = None, mode: str = "train", render_mode: str | None = None) -> None:
+        super().__init__(task=task, mode=mode, render_mode=render_mode)
+
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: the arena at 1 px per 4 units; goal discs (the rewarded one green), agent red."""
+        if self.render_mode != "rgb_array":
+            return None
+        size = int(ARENA // 4)
+        yy, xx = np.mgrid[0:size, 0:size] * 4.0
+        img = np.full((size, size, 3), 245, dtype=np.uint8)
+        core = self.core
+        for g in range(2):
+            gx, gy = core.goals[0, g]
+            disc = (xx - gx) ** 2 + (yy - gy) ** 2 <= GOAL_RADIUS**2
+            img[disc] = (80, 190, 80) if g == int(core.task[0]) else (190, 190, 190)
+        ax, ay = (np.clip(core.position[0], 0, ARENA - 4) // 4).astype(int)
+        img[max(ay - 2, 0):ay + 3, max(ax - 2, 0):ax + 3] = (220, 40, 40)
+        return img

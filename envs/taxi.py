@@ -258,6 +258,21 @@ class TaxiFamilyCore(BatchedCore):
         status = f"task {self.tasks[int(self.task[env])]}, step {self.elapsed[env]}, passenger {aboard}"
         return "\n".join("".join(r) for r in grid) + "\n" + status + "\n"
 
+    def render_rgb(self, env: int = 0, cell_pixels: int = 16) -> np.ndarray:
+        """An RGB image (uint8) of the map: walls grey, locations coloured (the task's two darker), taxi black
+        while the passenger waits and orange once aboard."""
+        colours = {"R": (220, 60, 60), "G": (60, 170, 60), "Y": (230, 200, 40), "B": (60, 90, 220)}
+        heading, passenger, cell = (int(v) for v in self.decode(self.state[env]))
+        pickup, dropoff = self.tasks[int(self.task[env])].split("-")
+        walls = np.array([[c == "#" for c in row] for row in self.map.rows])
+        img = np.where(walls[..., None], 90, 245).astype(np.uint8).repeat(3, axis=2)
+        for loc, (x, y) in self.map.locations.items():
+            shade = 0.6 if loc in (pickup, dropoff) else 1.0
+            img[y, x] = (np.array(colours[loc]) * shade).astype(np.uint8)
+        x, y = self.map.xy(cell)
+        img[y, x] = (240, 140, 20) if passenger else (20, 20, 20)
+        return np.kron(img, np.ones((cell_pixels, cell_pixels, 1), dtype=np.uint8))
+
     def taxi_symbol(self, heading: int) -> str:
         return "T"
 
@@ -319,7 +334,7 @@ class TaxiCore(TaxiFamilyCore):
 class TaxiFamilyEnv(CoreEnv):
     """The constructor and rendering shared by the Taxi family's single environments."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -330,9 +345,11 @@ class TaxiFamilyEnv(CoreEnv):
     ) -> None:
         super().__init__(task=task, mode=mode, render_mode=render_mode, grid=grid)
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode == "ansi":
             return self.core.render_text()
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb()
         return None
 
 

@@ -1,87 +1,215 @@
 """Validate a composed config before anything runs.
 
 Each problem becomes one line naming the key, the bad value and what is valid, so a typo in a sweep fails in a
-second with exit status 2 instead of after an hour of training. Rules are by key name, so a new algorithm's config
-is checked as soon as it uses the usual names.
+second with exit status 2 instead of after an hour of training. Rules are by key name (the last path component),
+so a new algorithm's config is checked as soon as it uses the usual names; every other value must keep the type of
+its shipped default (``defaults=``, the config composed without value overrides, which the CLI passes).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 class ConfigError(ValueError):
-    """The config cannot run; the message lists every problem found."""
+    """The config cannot run; the message lists every problem found, one per line."""
 
 
-# key (last path component) -> (kind, description of what is valid)
-_POSITIVE_INT = {"num_options", "num_slots", "envs_per_slot", "n_steps", "option_embedding", "ppo_epochs",
-                 "ppo_minibatches", "episodes_per_slot", "torch_threads", "batch_size", "n_envs"}
-_POSITIVE_NUMBER = {"lr", "eps", "max_grad_norm", "checkpoint_interval_s", "budget_scale", "init_timeout"}
-_NON_NEGATIVE_NUMBER = {"beta_start", "beta_end", "entropy_start", "entropy_end", "entropy_transfer",
-                        "value_coef", "policy_coef", "prior_coef", "beta_hold_frames_per_task"}
-_PROBABILITY = {"alpha", "gamma", "gae_lambda", "ppo_clip", "rmsprop_alpha", "epsilon", "tau_gae"}
-_POSITIVE_FRAMES_SUFFIX = ("_frames_per_task", "interval_frames_per_task")
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` listing every invalid value of ``cfg``."""
-    problems: list[str] = []
-    try:
-        container = OmegaConf.to_container(cfg, resolve=True)
-    except Exception as exc:  # noqa: BLE001 - interpolation errors name the key themselves
-        raise ConfigError(f"config does not resolve: {exc}") from exc
-    for path, value in _walk(container):
-        problem = _check_value(path, value)
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+Rule = tuple[Callable[[Any], bool], str]
+_POSITIVE_INT: Rule = (lambda v: _is_int(v) and v >= 1, "must be an integer >= 1")
+_NON_NEGATIVE_INT: Rule = (lambda v: _is_int(v) and v >= 0, "must be an integer >= 0")
+_POSITIVE: Rule = (lambda v: _is_number(v) and v > 0, "must be a number > 0")
+_NON_NEGATIVE: Rule = (lambda v: _is_number(v) and v >= 0, "must be a number >= 0")
+_PROBABILITY: Rule = (lambda v: _is_number(v) and 0 <= v <= 1, "must be a probability in [0, 1]")
+_BOOL: Rule = (lambda v: isinstance(v, bool), "must be true or false")
+
+
+def _choice(*valid: str) -> Rule:
+    return (lambda v: v in valid, f"valid: {', '.join(valid)}")
+
+
+def _optional(rule: Rule) -> Rule:
+    return (lambda v: v is None or rule[0](v), f"{rule[1]}, or null")
+
+
+_LAYERS: Rule = (lambda v: isinstance(v, list) and bool(v) and all(_is_int(w) and w >= 1 for w in v),
+                 "must be a non-empty list of layer widths >= 1, e.g. [512, 256, 512]")
+_PHASES: Rule = (lambda v: isinstance(v, list) and bool(v) and all(p in ("options", "transfer", "scratch") for p in v),
+                 "must be a non-empty list of: options, transfer, scratch")
+_DEVICE: Rule = (lambda v: isinstance(v, str) and (v in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None),
+                 "valid: cpu, cuda, cuda:<index>")
+_TASKS: Rule = (lambda v: v == "all" or (isinstance(v, list) and bool(v) and all(isinstance(t, str) for t in v)),
+                "must be 'all' or a non-empty list of task names")
+
+# key (last path component) -> rule. Keys of every algorithm and env config (algo.*, env.hparams.*, env.kwargs.*).
+RULES: dict[str, Rule] = {
+    **dict.fromkeys((
+        "num_options", "num_slots", "envs_per_slot", "n_steps", "option_embedding", "ppo_epochs", "ppo_minibatches",
+        "episodes_per_slot", "torch_threads", "batch_size", "n_envs", "total_frames", "rollout", "collect_steps",
+        "replay_size", "kl_episodes", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
+        "sub_sampling_factor", "macro_duration", "joint", "rollout_steps", "num_subs", "master_batch_size",
+        "sub_minibatches", "rounds", "epochs", "max_examples", "eval_games", "n_epochs", "buffer_size",
+        "target_update_interval", "train_freq", "K",
+    ), _POSITIVE_INT),
+    **dict.fromkeys(("warmup", "learning_starts", "obs_stats_steps"), _NON_NEGATIVE_INT),
+    **dict.fromkeys((
+        "lr", "eps", "max_grad_norm", "checkpoint_interval_s", "budget_scale", "init_timeout", "master_lr", "sub_lr",
+        "adam_eps", "clip_norm", "huber_delta", "target_kl", "cg_damping", "lambda_max", "potential",
+        "quick_budget_scale",
+    ), _POSITIVE),
+    **dict.fromkeys((
+        "beta_start", "beta_end", "entropy_start", "entropy_end", "entropy_transfer", "value_coef", "policy_coef",
+        "prior_coef", "beta_hold_frames_per_task", "distral_beta", "deliberation_cost", "termination_margin",
+        "entropy_coef", "ent_coef", "vf_coef", "critic_weight", "lambda_init", "tau", "recency", "action_noise_std",
+        "clip_range",
+    ), _NON_NEGATIVE),
+    **dict.fromkeys((
+        "alpha", "gamma", "gae_lambda", "ppo_clip", "rmsprop_alpha", "epsilon", "tau_gae", "random_sub_prob",
+        "prior_lag", "lambda_smoothing", "line_search_shrinking_factor", "disjoint_prob", "exploration_fraction",
+        "exploration_final_eps",
+    ), _PROBABILITY),
+    **dict.fromkeys((
+        "frozen", "greedy_options", "use_terminations", "observe_prev_action", "wandb", "progress_bar",
+        "normalize_advantage", "stagger_slots", "primitive_options",
+    ), _BOOL),
+    "max_divergence": _optional(_POSITIVE),
+    "log_std_init": (_is_number, "must be a finite number"),
+    "optimal_return": _optional((_is_number, "must be a finite number")),
+    "seed": _NON_NEGATIVE_INT,
+    "hidden": _LAYERS,
+    "phases": _PHASES,
+    "device": _DEVICE,
+    "optimizer": _choice("rmsprop", "adam"),
+    "loss": _choice("a2c", "ppo"),
+    "activation": _choice("tanh", "relu"),
+    "net": _choice("mlp", "linear"),
+    "lr_schedule": _choice("linear", "constant"),
+    "sb3_algo": _choice("a2c", "ppo", "dqn"),
+    "mode": _choice("online", "offline", "disabled"),
+    "action_space": _optional(_choice("discrete", "continuous")),
+    "train_mode": _choice("train", "test"),
+    "transfer_mode": _choice("train", "test"),
+    "eval_mode": _choice("train", "test"),
+    "train_tasks": _TASKS,
+    "transfer_tasks": _TASKS,
+}
+_FRAMES: Rule = (lambda v: _is_number(v) and v > 0, "must be a frame count > 0")
+_FRAMES_SUFFIX = "_frames_per_task"
+_SIMPLE_REFERENCE = re.compile(r"\$\{([\w.]+)\}")
+
+
+def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None:
+    """Raise :class:`ConfigError` listing every invalid value of ``cfg`` (one line each).
+
+    ``defaults``: the same config without value overrides; each value must then have its default's type.
+    """
+    problems: dict[str, str] = {}
+    aliases: dict[str, str] = {}  # path -> path it is a plain ``${...}`` reference to
+    for path, value, error in _leaves(cfg, cfg):
+        if isinstance(value, _Alias):
+            aliases[path] = value.target
+            value = value.value
+        problem = error or _check_value(path, value, _default_of(defaults, path))
         if problem:
-            problems.append(problem)
-    problems.extend(_check_combinations(cfg))
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems) if len(problems) > 1 else problems[0])
+            problems[path] = problem
+    # A bad value reported at its source is not repeated at every key that merely refers to it.
+    lines = [p for path, p in problems.items() if aliases.get(path) not in problems]
+    if not lines:
+        lines = _check_combinations(cfg)
+    if lines:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
 
 
-def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "hydra":
-                continue
-            yield from _walk(value, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, node
+class _Alias:
+    """A leaf that is a plain ``${other.key}`` reference (its problems are reported at ``other.key``)."""
+
+    def __init__(self, target: str, value: Any) -> None:
+        self.target, self.value = target, value
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _leaves(node: DictConfig, root: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any, str | None]]:
+    """(path, resolved value or _Alias, resolution error) of every leaf, skipping Hydra's own node."""
+    for key in node.keys():
+        if key == "hydra":
+            continue
+        path = f"{prefix}.{key}" if prefix else str(key)
+        raw = node._get_node(key)._value()  # noqa: SLF001 - the unresolved text, to name interpolations
+        try:
+            child = node[key]
+        except Exception as exc:  # noqa: BLE001 - a missing or failing interpolation names its key here
+            yield path, None, _resolution_problem(path, raw, exc, root)
+            continue
+        if isinstance(child, DictConfig):
+            yield from _leaves(child, root, path)
+            continue
+        value = OmegaConf.to_container(child, resolve=True) if isinstance(child, ListConfig) else child
+        match = _SIMPLE_REFERENCE.fullmatch(raw) if isinstance(raw, str) else None
+        yield path, (_Alias(match.group(1), value) if match else value), None
 
 
-def _check_value(path: str, value: Any) -> str | None:
+def _resolution_problem(path: str, raw: Any, exc: Exception, root: DictConfig) -> str:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "???" in str(raw) or "Missing mandatory value" in detail:
+        return f"{path}: required, but not set (give {path}=<value>)"
+    env, algo = OmegaConf.select(root, "env.name"), OmegaConf.select(root, "algo.name")
+    return (f"{path}={raw}: cannot be resolved ({detail}); env={env} does not provide what algo={algo} needs, "
+            "or the reference is misspelt")
+
+
+def _default_of(defaults: DictConfig | None, path: str) -> Any:
+    if defaults is None:
+        return _NO_DEFAULT
+    try:
+        node = OmegaConf.select(defaults, path, default=_NO_DEFAULT, throw_on_resolution_failure=False)
+    except Exception:  # noqa: BLE001
+        return _NO_DEFAULT
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+_NO_DEFAULT = object()
+
+
+def _check_value(path: str, value: Any, default: Any = _NO_DEFAULT) -> str | None:
     key = path.rsplit(".", 1)[-1]
-    if key in _POSITIVE_INT:
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            return f"{path}={value!r}: must be an integer >= 1"
-    elif key in _POSITIVE_NUMBER:
-        if not (_is_number(value) and math.isfinite(value) and value > 0):
-            return f"{path}={value!r}: must be a number > 0"
-    elif key in _NON_NEGATIVE_NUMBER:
-        if not (_is_number(value) and math.isfinite(value) and value >= 0):
-            return f"{path}={value!r}: must be a number >= 0"
-    elif key in _PROBABILITY:
-        if not (_is_number(value) and 0 <= value <= 1):
-            return f"{path}={value!r}: must be a probability in [0, 1]"
-    elif key.endswith(_POSITIVE_FRAMES_SUFFIX):
-        if not (_is_number(value) and value > 0):
-            return f"{path}={value!r}: must be a frame count > 0"
-    elif key == "hidden":
-        if not (isinstance(value, list) and value and all(isinstance(v, int) and v >= 1 for v in value)):
-            return f"{path}={value!r}: must be a non-empty list of layer widths >= 1, e.g. [512, 256, 512]"
-    elif key == "seed":
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            return f"{path}={value!r}: must be an integer >= 0"
-    return None
+    rule = RULES.get(key) or (_FRAMES if key.endswith(_FRAMES_SUFFIX) else None)
+    if rule is not None:
+        ok, valid = rule
+        return None if ok(value) else f"{path}={value!r}: {valid}"
+    return _check_type(path, value, default)
+
+
+def _check_type(path: str, value: Any, default: Any) -> str | None:
+    """A key without a rule keeps its default's type (a typo such as ``algo.frozen=ture`` is caught here)."""
+    if default is _NO_DEFAULT or default is None:
+        return None
+    if value is None:
+        return f"{path}=None: required (default {default!r})"
+    if isinstance(default, bool):
+        expected, ok = "true or false", isinstance(value, bool)
+    elif isinstance(default, int):
+        expected, ok = "an integer", _is_int(value)
+    elif isinstance(default, float):
+        expected, ok = "a number", _is_number(value)
+    elif isinstance(default, str):
+        expected, ok = "a string", isinstance(value, str)
+    elif isinstance(default, list):
+        expected, ok = "a list", isinstance(value, list)
+    else:
+        return None
+    return None if ok else f"{path}={value!r}: must be {expected} (default {default!r})"
 
 
 def _check_combinations(cfg: DictConfig) -> list[str]:
@@ -96,13 +224,34 @@ def _check_combinations(cfg: DictConfig) -> list[str]:
     if space is not None and space not in algos[name].action_spaces:
         problems.append(
             f"algo={name} with env={cfg.env.name}: the env has {space} actions but {name} supports only "
-            f"{', '.join(algos[name].action_spaces)}"
+            f"{', '.join(algos[name].action_spaces)} actions"
         )
-    device = OmegaConf.select(cfg, "device", default="cpu")
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        problems.append(f"device={device!r}: valid: cpu, cuda, cuda:<index>")
-    for key in ("train_tasks", "transfer_tasks"):
-        value = OmegaConf.select(cfg, f"env.{key}", default="all")
-        if not (value == "all" or isinstance(value, (list, ListConfig))):
-            problems.append(f"env.{key}={value!r}: must be 'all' or a list of task names")
+    if "id" in cfg.env and cfg.env.id is None:
+        problems.append(f"env.id=None: env={cfg.env.name} needs a gymnasium id, e.g. env.id=Pendulum-v1")
+    problems.extend(_check_task_names(cfg))
+    return problems
+
+
+def _check_task_names(cfg: DictConfig) -> list[str]:
+    """Task lists name tasks of the env (asked of one env instance, only when a list is given)."""
+    wanted = {key: OmegaConf.select(cfg, f"env.{key}", default="all") for key in ("train_tasks", "transfer_tasks")}
+    wanted = {k: list(v) for k, v in wanted.items() if isinstance(v, (list, ListConfig))}
+    if not wanted or not cfg.env.get("id"):
+        return []
+    import gymnasium
+
+    import envs  # noqa: F401  (registers the msol/ ids)
+
+    problems = []
+    for key, names in wanted.items():
+        env_id = cfg.env.get("transfer_id") if key == "transfer_tasks" and cfg.env.get("transfer_id") else cfg.env.id
+        try:
+            probe = gymnasium.make(str(env_id))
+        except Exception as exc:  # noqa: BLE001
+            return [f"env.id={env_id!r}: cannot be made ({type(exc).__name__}: {exc})"]
+        tasks = list(getattr(probe.unwrapped, "tasks", []))
+        probe.close()
+        unknown = [t for t in names if t not in tasks]
+        if tasks and unknown:
+            problems.append(f"env.{key}={names}: unknown task(s) {unknown}; valid: {', '.join(tasks)}")
     return problems

@@ -41,6 +41,11 @@ class OptionEncoder(nn.Module):
         self.trunk_dim = width
         self.num_options = num_options
         self.option_embed = nn.Linear(num_options, option_embedding)
+        # **choice**: a small embedding init. With nn.Linear's default (weights up to ±1 for a one-hot input) the
+        # 128 embedding inputs swamp the state features in the next layer, so a fresh network's features barely
+        # depend on the state and learning starts late (measured on Moving Bandits, docs/msol.md).
+        nn.init.normal_(self.option_embed.weight, std=0.1)
+        nn.init.zeros_(self.option_embed.bias)
         self.option_layer = nn.Linear(width + option_embedding, hidden[-1])
         self.feature_dim = hidden[-1]
 

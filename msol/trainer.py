@@ -28,6 +28,7 @@ from msol.losses import (
 )
 from msol.networks import HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
+from msol.option_probe import same_goal_fraction
 from msol.run import Run
 from msol.schedules import beta_schedule, linear
 from msol.storage import Rollout
@@ -334,7 +335,7 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
     if resume:
         torch.set_rng_state(resume["torch_rng"])
     policy: HierarchicalPolicy | None = None
-    summary: dict[str, float] = {}
+    summary: dict[str, float] = dict(resume["summary"]) if resume else {}
     last_ckpt = time.time()
     for index, spec in enumerate(phases):
         if index < start_phase:
@@ -384,12 +385,14 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
                 run.log(global_offset + phase.frames, row, phase=spec.name)
                 run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
                 if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s):
-                    _checkpoint(run, index, policy, phase, evals_done)
+                    _checkpoint(run, index, policy, phase, evals_done, summary)
                     last_ckpt = time.time()
         figure = plot_options(policy, env, run.dir / "figures" / f"options_{spec.name}.png")
         if figure is not None:
             run.log_image(f"figures/options_{spec.name}", figure)
-        _checkpoint(run, index, policy, phase, evals_done)  # phase end: always
+        if spec.name == "options" and "goal0" in env.tasks:
+            summary["options/same_goal_fraction"] = same_goal_fraction(policy)
+        _checkpoint(run, index, policy, phase, evals_done, summary)  # phase end: always
         run.save_checkpoint({"policy": policy.state_dict()}, name=spec.name)
         global_offset += spec.frames_per_task
         env.close()
@@ -399,9 +402,10 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
     return summary
 
 
-def _checkpoint(run: Run, phase_index: int, policy: HierarchicalPolicy, phase: MSOLPhase, evals_done: int) -> None:
+def _checkpoint(run: Run, phase_index: int, policy: HierarchicalPolicy, phase: MSOLPhase, evals_done: int,
+                summary: dict[str, float]) -> None:
     run.save_checkpoint({"phase_index": phase_index, "policy": policy.state_dict(), "phase": phase.state_dict(),
-                         "evals_done": evals_done, "torch_rng": torch.get_rng_state(),
+                         "evals_done": evals_done, "torch_rng": torch.get_rng_state(), "summary": dict(summary),
                          "wall_time_s": run.elapsed()})
 
 

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from baselines.trust_pcl.consistency import consistency_error, window_discounts
 from baselines.trust_pcl.lagrange import solve_lambda
@@ -110,11 +111,11 @@ class TrustPCL:
         grad_norm = nn.utils.clip_grad_norm_(self.parameters, cfg.clip_norm)
         self.optimizer.step()
 
-        abs_c = consistency.detach().abs()
-        huber = torch.where(abs_c <= cfg.huber_delta, 0.5 * abs_c**2, cfg.huber_delta * (abs_c - 0.5 * cfg.huber_delta))
+        c = consistency.detach()
+        huber = F.huber_loss(c, torch.zeros_like(c), reduction="none", delta=cfg.huber_delta)  # 0 where masked
         metrics = {
-            "huber_loss": float((huber * batch.mask).sum() / n),
-            "consistency_abs": float(abs_c.sum() / n),
+            "huber_loss": float(huber.sum() / n),
+            "consistency_abs": float(c.abs().sum() / n),
             "grad_norm": float(grad_norm),
             "lambda": self.lam,
             "value_mean": float((values.detach() * batch.mask).sum() / n),

@@ -311,4 +311,4 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
     train_rows = [r for r in read_rows(tmp_path / "run") if r["phase"] == "options"]
     random_return = _random_return(compose_cfg(*overrides))
     assert random_return < -3.5
-    assert np.mean([r["return/mean"] for r in train_rows[-2:]]) > random_return + 2.0
+    assert np.mean([r["return/mean"] for r in train_rows[-2:]]) > random_return + 1.5

@@ -1,0 +1,99 @@
+"""Taxi learning benchmark: option learning then transfer with test starts, several seeds.
+
+Reports, per seed and averaged: the final transfer evaluation return against the optimum 0.590, the transfer
+frames per task needed to reach 90% of the optimum, and the wall time of the whole run.
+
+    python benchmarks/msol_taxi_learning.py --seeds 0 1 2 [--budget-scale 1.0] [--parallel 2] [--write-docs]
+
+``--budget-scale`` multiplies both phases' budgets (paper: 1.4M option-learning frames per task, 0.3M transfer).
+Runs go to ``runs/bench/taxi_learning/s<seed>``; an existing finished run is read instead of re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+HEADING = "## MSOL learning on Taxi (option learning → transfer, test starts)"
+OPTIMUM = 0.590
+
+
+def run_seed(seed: int, scale: float, out: Path, extra: list[str]) -> subprocess.Popen | None:
+    run_dir = out / f"s{seed}"
+    if (run_dir / "summary.json").exists():
+        return None
+    args = [sys.executable, "-m", "msol.train", "env=taxi", "algo=msol", f"seed={seed}", f"budget_scale={scale}",
+            f"run_dir={run_dir}", "logger.progress_bar=false", *extra]
+    if (run_dir / "checkpoints" / "latest.pt").exists():
+        args = [a for a in args if not a.startswith("run_dir=")] + [f"resume={run_dir}"]
+    log = open(out / f"s{seed}.log", "a")
+    return subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def read_seed(run_dir: Path) -> dict:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["phase"] == "transfer/eval"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reach = next((r["frames_per_task"] for r in evals if r["return/mean"] >= 0.9 * OPTIMUM), None)
+    return {"final": evals[-1]["return/mean"], "frames_to_90": reach, "wall_min": summary["wall_time_s"] / 60,
+            "options_final": [r for r in rows if r["phase"] == "options/eval"][-1]["return/mean"],
+            "curve": [(r["frames_per_task"], r["return/mean"]) for r in evals]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget-scale", type=float, default=1.0)
+    parser.add_argument("--parallel", type=int, default=2, help="seeds run at once (one core each)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "taxi_learning")
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    pending, running = list(args.seeds), []
+    t0 = time.time()
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            proc = run_seed(pending.pop(0), args.budget_scale, args.out, args.overrides)
+            if proc is not None:
+                running.append(proc)
+        for proc in list(running):
+            if proc.poll() is not None:
+                running.remove(proc)
+                if proc.returncode != 0:
+                    raise SystemExit(f"a run failed (exit {proc.returncode}); see {args.out}/s*.log")
+        time.sleep(5)
+    results = {s: read_seed(args.out / f"s{s}") for s in args.seeds}
+    cmd = "python benchmarks/msol_taxi_learning.py --seeds " + " ".join(map(str, args.seeds)) + \
+        f" --budget-scale {args.budget_scale} --parallel {args.parallel}" + \
+        ("" if not args.overrides else " " + " ".join(args.overrides))
+    lines = [HEADING, "",
+             f"Command: `{cmd}`; date {date.today()}; budget {1.4 * args.budget_scale:.3g}M option-learning + "
+             f"{0.3 * args.budget_scale:.3g}M transfer frames per task (paper: 1.4M + 0.3M); "
+             f"seeds {args.seeds}; time limits bootstrapped (docs/msol.md). Wall time of this command: "
+             f"{(time.time() - t0) / 60:.1f} min.", "",
+             "| seed | options-phase eval return | final transfer eval return | % of optimum 0.590 | "
+             "transfer frames/task to 90% | wall time (min) |", "|---|---|---|---|---|---|"]
+    for s, r in results.items():
+        reach = f"{r['frames_to_90']:,}" if r["frames_to_90"] is not None else "not reached"
+        lines.append(f"| {s} | {r['options_final']:.3f} | {r['final']:.3f} | {100 * r['final'] / OPTIMUM:.0f}% | "
+                     f"{reach} | {r['wall_min']:.1f} |")
+    mean = sum(r["final"] for r in results.values()) / len(results)
+    lines.append(f"| mean | | {mean:.3f} | {100 * mean / OPTIMUM:.0f}% | | |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write_docs:
+        from benchmarks.msol_throughput import _replace_section
+
+        _replace_section(DOCS, HEADING, text)
+
+
+if __name__ == "__main__":
+    main()
