@@ -8,6 +8,7 @@ its shipped default (``defaults=``, the config composed without value overrides,
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -86,6 +87,16 @@ RULES: dict[str, Rule] = {
         "normalize_advantage", "stagger_slots", "primitive_options",
     ), _BOOL),
     "max_divergence": _optional(_POSITIVE),
+    "entropy_action": _optional(_NON_NEGATIVE),
+    "attacker": _choice("mixture", "optimal", "disjoint_support", "level_split", "random_level", "random_split"),
+    "defender": _choice("optimal", "random"),
+    "eval_opponents": (lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
+                       "must be a list of scripted opponent names"),
+    "name": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty name"),
+    "project": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty W&B project name"),
+    "group": _optional((lambda v: isinstance(v, str), "must be a string")),
+    "resume": _optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
+    "run_dir": _optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
     "log_std_init": (_is_number, "must be a finite number"),
     "optimal_return": _optional((_is_number, "must be a finite number")),
     "seed": _NON_NEGATIVE_INT,
@@ -116,9 +127,16 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None
 
     ``defaults``: the same config without value overrides; each value must then have its default's type.
     """
+    first = _check_algorithm(cfg)  # an unknown or incompatible algorithm explains everything else: report it alone
+    if first:
+        raise ConfigError(first)
     problems: dict[str, str] = {}
     aliases: dict[str, str] = {}  # path -> path it is a plain ``${...}`` reference to
-    for path, value, error in _leaves(cfg, cfg):
+    missing: dict[str, list[str]] = {}  # referenced key that does not exist -> keys referring to it
+    for path, value, error in _leaves(cfg):
+        if isinstance(error, _MissingReference):
+            missing.setdefault(error.target, []).append(path)
+            continue
         if isinstance(value, _Alias):
             aliases[path] = value.target
             value = value.value
@@ -127,10 +145,19 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None
             problems[path] = problem
     # A bad value reported at its source is not repeated at every key that merely refers to it.
     lines = [p for path, p in problems.items() if aliases.get(path) not in problems]
+    if missing:  # typically an algorithm whose config reads env.hparams.* that this env does not define
+        readers = sorted({r for refs in missing.values() for r in refs})
+        lines.insert(0, f"algo={OmegaConf.select(cfg, 'algo.name')} cannot run with env={OmegaConf.select(cfg, 'env.name')}: "
+                        f"the config has no {_few(sorted(missing))} (read by {_few(readers)}"
+                        "); give them as overrides or pick another env/algo")
     if not lines:
-        lines = _check_combinations(cfg)
+        lines = _check_env_ids(cfg) or _check_task_names(cfg)
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
+
+
+def _few(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 class _Alias:
@@ -140,33 +167,42 @@ class _Alias:
         self.target, self.value = target, value
 
 
-def _leaves(node: DictConfig, root: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any, str | None]]:
+class _MissingReference(str):
+    """A leaf's ``${...}`` names a key that does not exist (reported once for all the leaves that read it)."""
+
+    target: str
+
+
+def _leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any, str | None]]:
     """(path, resolved value or _Alias, resolution error) of every leaf, skipping Hydra's own node."""
-    for key in node.keys():
+    for key in node:
         if key == "hydra":
             continue
         path = f"{prefix}.{key}" if prefix else str(key)
-        raw = node._get_node(key)._value()  # noqa: SLF001 - the unresolved text, to name interpolations
+        raw = node._get_node(key)._value()  # the unresolved text, to name interpolations
         try:
             child = node[key]
         except Exception as exc:  # noqa: BLE001 - a missing or failing interpolation names its key here
-            yield path, None, _resolution_problem(path, raw, exc, root)
+            yield path, None, _resolution_problem(path, raw, exc)
             continue
         if isinstance(child, DictConfig):
-            yield from _leaves(child, root, path)
+            yield from _leaves(child, path)
             continue
         value = OmegaConf.to_container(child, resolve=True) if isinstance(child, ListConfig) else child
         match = _SIMPLE_REFERENCE.fullmatch(raw) if isinstance(raw, str) else None
         yield path, (_Alias(match.group(1), value) if match else value), None
 
 
-def _resolution_problem(path: str, raw: Any, exc: Exception, root: DictConfig) -> str:
+def _resolution_problem(path: str, raw: Any, exc: Exception) -> str:
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "???" in str(raw) or "Missing mandatory value" in detail:
         return f"{path}: required, but not set (give {path}=<value>)"
-    env, algo = OmegaConf.select(root, "env.name"), OmegaConf.select(root, "algo.name")
-    return (f"{path}={raw}: cannot be resolved ({detail}); env={env} does not provide what algo={algo} needs, "
-            "or the reference is misspelt")
+    found = re.match(r"Interpolation key '([\w.]+)' not found", detail)
+    if found:
+        problem = _MissingReference(detail)
+        problem.target = found.group(1)
+        return problem
+    return f"{path}={raw}: cannot be resolved ({detail})"
 
 
 def _default_of(defaults: DictConfig | None, path: str) -> Any:
@@ -184,7 +220,8 @@ _NO_DEFAULT = object()
 
 def _check_value(path: str, value: Any, default: Any = _NO_DEFAULT) -> str | None:
     key = path.rsplit(".", 1)[-1]
-    rule = RULES.get(key) or (_FRAMES if key.endswith(_FRAMES_SUFFIX) else None)
+    in_frames_map = any(part.endswith(_FRAMES_SUFFIX) for part in path.split(".")[:-1])  # {env name: frames}
+    rule = RULES.get(key) or (_FRAMES if key.endswith(_FRAMES_SUFFIX) or in_frames_map else None)
     if rule is not None:
         ok, valid = rule
         return None if ok(value) else f"{path}={value!r}: {valid}"
@@ -212,23 +249,38 @@ def _check_type(path: str, value: Any, default: Any) -> str | None:
     return None if ok else f"{path}={value!r}: must be {expected} (default {default!r})"
 
 
-def _check_combinations(cfg: DictConfig) -> list[str]:
+def _check_algorithm(cfg: DictConfig) -> str | None:
+    """The algorithm exists and can act in the env's action space (a continuous env with a discrete-only algo)."""
     from msol.algorithms import available_algorithms
 
-    problems = []
     algos = available_algorithms()
-    name = str(cfg.algo.name)
+    name = str(OmegaConf.select(cfg, "algo.name", throw_on_resolution_failure=False))
     if name not in algos:
-        return [f"algo.name={name!r}: unknown algorithm; valid: {', '.join(algos)}"]
-    space = OmegaConf.select(cfg, "env.action_space", default=None)
+        return f"algo.name={name!r}: unknown algorithm; valid: {', '.join(algos)}"
+    space = OmegaConf.select(cfg, "env.action_space", default=None, throw_on_resolution_failure=False)
     if space is not None and space not in algos[name].action_spaces:
-        problems.append(
-            f"algo={name} with env={cfg.env.name}: the env has {space} actions but {name} supports only "
-            f"{', '.join(algos[name].action_spaces)} actions"
-        )
-    if "id" in cfg.env and cfg.env.id is None:
-        problems.append(f"env.id=None: env={cfg.env.name} needs a gymnasium id, e.g. env.id=Pendulum-v1")
-    problems.extend(_check_task_names(cfg))
+        return (f"algo={name} with env={OmegaConf.select(cfg, 'env.name')}: the env has {space} actions but {name} "
+                f"supports only {', '.join(algos[name].action_spaces)} actions")
+    return None
+
+
+def _check_env_ids(cfg: DictConfig) -> list[str]:
+    """``env.id`` (and ``env.transfer_id``) name registered gymnasium ids; looked up, no env is built."""
+    import gymnasium
+
+    import envs  # noqa: F401  (registers the msol/ ids)
+
+    problems = []
+    for key in ("id", "transfer_id"):
+        if key not in cfg.env:
+            continue
+        env_id = cfg.env[key]
+        if env_id is None and key == "id":
+            problems.append(f"env.id=None: env={cfg.env.name} needs a gymnasium id, e.g. env.id=Pendulum-v1")
+        elif env_id is not None and str(env_id) not in gymnasium.registry:
+            close = difflib.get_close_matches(str(env_id), list(gymnasium.registry), n=3)
+            problems.append(f"env.{key}={env_id!r}: not a registered gymnasium id"
+                            + (f"; did you mean {', '.join(close)}?" if close else ""))
     return problems
 
 

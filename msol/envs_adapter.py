@@ -150,17 +150,24 @@ def _resolve(root: Any, key: str) -> tuple[Any, str]:
     return owner, name
 
 
-def make_env(cfg: DictConfig, slot_tasks: Sequence[str], *, mode: str, envs_per_slot: int, seed: int
-             ) -> MultitaskEnv:
-    """The configured env family with one task slot per entry of ``slot_tasks`` (``"__probe__"``: any task)."""
-    kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else {}
+def make_env(cfg: DictConfig, slot_tasks: Sequence[str], *, mode: str, envs_per_slot: int, seed: int,
+             transfer: bool = False) -> MultitaskEnv:
+    """The configured env family with one task slot per entry of ``slot_tasks`` (``"__probe__"``: any task).
+
+    ``transfer=True`` selects ``env.transfer_id``/``env.transfer_kwargs`` when the config sets them (e.g. Taxi with
+    moved locations: options learned on one map, transfer on another).
+    """
+    env_id, kwargs_cfg = cfg.env.id, cfg.env.get("kwargs")
+    if transfer and cfg.env.get("transfer_id"):
+        env_id, kwargs_cfg = cfg.env.transfer_id, cfg.env.get("transfer_kwargs")
+    kwargs = OmegaConf.to_container(kwargs_cfg, resolve=True) if kwargs_cfg else {}
     if list(slot_tasks) == ["__probe__"]:
         import gymnasium
 
-        probe = gymnasium.make(str(cfg.env.id), **kwargs)
+        probe = gymnasium.make(str(env_id), **kwargs)
         tasks = list(probe.unwrapped.tasks)
         probe.close()
         slot_tasks = tasks[:1]
-    vec = make_multitask_vector_env(str(cfg.env.id), list(slot_tasks), envs_per_slot=envs_per_slot, mode=mode,
+    vec = make_multitask_vector_env(str(env_id), list(slot_tasks), envs_per_slot=envs_per_slot, mode=mode,
                                     seed=seed, **kwargs)
     return MultitaskEnv(vec, envs_per_slot)

@@ -129,10 +129,15 @@ def joint_logprob(ev: Evaluation, batch: Rollout) -> torch.Tensor:
     return ev.logq_L + batch.b * ev.logq_H + (1.0 - batch.first) * ev.logq_T
 
 
-def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_priors: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row entropy loss ``L_H`` and prior-distillation loss ``L_P`` (shared by the A2C and PPO forms)."""
-    L_H = -entropy_coef * (ev.ent_L + batch.b * ev.ent_H + ev.ent_T)
+def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_priors: bool,
+                 action_entropy_coef: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row entropy loss ``L_H`` and prior-distillation loss ``L_P`` (shared by the A2C and PPO forms).
+
+    ``action_entropy_coef`` (default: ``entropy_coef``) weighs ``H q^L`` separately, as the paper does for Swimmer
+    (4e-4 on actions, 0.1 on master and termination).
+    """
+    lam_L = entropy_coef if action_entropy_coef is None else action_entropy_coef
+    L_H = -(lam_L * ev.ent_L + entropy_coef * (batch.b * ev.ent_H + ev.ent_T))
     if distill_priors:
         # L_P: the prior learns the average posterior; p^T_θ learns "would the master switch if it could" (b̂).
         L_P = -ev.logp_L - (1.0 - batch.first) * ev.logp_T_hat
@@ -144,12 +149,13 @@ def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_pr
 def msol_a2c_loss(
     ev: Evaluation, batch: Rollout, returns: torch.Tensor, *, num_slots: int, entropy_coef: float,
     value_coef: float = 0.5, policy_coef: float = 1.0, prior_coef: float = 1.0, distill_priors: bool = True,
+    action_entropy_coef: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``L = Σ_i mean_t (λ_V L_V + λ_A L_A + λ_P L_P + L_H)``, with ``2λ_V = λ_A = λ_P = 1`` by default."""
     A = returns - ev.value
     L_V = 0.5 * A.pow(2)
     L_A = -A.detach() * joint_logprob(ev, batch)
-    L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors)
+    L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors, action_entropy_coef)
     per_row = value_coef * L_V + policy_coef * L_A + prior_coef * L_P + L_H
     # Σ over task slots of the mean over that slot's rows == num_slots × the mean over all rows (equal slot sizes).
     loss = num_slots * per_row.mean()
@@ -160,13 +166,14 @@ def msol_a2c_loss(
 def msol_ppo_loss(
     ev: Evaluation, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *, num_slots: int,
     entropy_coef: float, clip: float, value_coef: float = 0.5, prior_coef: float = 1.0, distill_priors: bool = True,
+    action_entropy_coef: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate on the joint ratio ``q^L q^H q^T / old``, clipped value loss, plus ``L_H`` and ``L_P``."""
     ratio = (joint_logprob(ev, batch) - batch.old_logp).exp()
     L_A = -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
     value_clipped = batch.old_value + (ev.value - batch.old_value).clamp(-clip, clip)
     L_V = 0.5 * torch.max((ev.value - returns).pow(2), (value_clipped - returns).pow(2))
-    L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors)
+    L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors, action_entropy_coef)
     per_row = value_coef * L_V + L_A + prior_coef * L_P + L_H
     loss = num_slots * per_row.mean()
     clip_frac = ((ratio - 1.0).abs() > clip).float().mean().item()

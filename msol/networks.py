@@ -147,6 +147,9 @@ class HierarchicalPolicy(nn.Module):
             self.intra_log_std = nn.Parameter(torch.zeros(num_slots, num_options, action_dim))
             self.prior_log_std = nn.Parameter(torch.zeros(num_options, action_dim))
         self.frozen_posteriors = False  # MSOL(frozen): q^L = p^L, q^T = p^T_θ
+        # **choice** (docs/msol.md): the prior heads read the shared features without sending gradients into them,
+        # so distilling the prior (L_P) does not compete with the RL loss for the shared encoder.
+        self.detach_prior_features = True
 
     # ------------------------------------------------------------------ protocol operations
     @torch.no_grad()
@@ -211,6 +214,9 @@ class HierarchicalPolicy(nn.Module):
         f_prior = f if h_prior is None else f_prev_prior.index_put((changed,), f_new_prior)
         return f, f_prior
 
+    def _prior_input(self, features: torch.Tensor) -> torch.Tensor:
+        return features.detach() if self.detach_prior_features and not self.frozen_posteriors else features
+
     def master_logits(self, h: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
         return self.master(h, slot)
 
@@ -218,7 +224,7 @@ class HierarchicalPolicy(nn.Module):
         self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor, z_prev: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(posterior q^T logits, learned prior p^T_θ logits) at ``(s_t, z_{t-1})``."""
-        prior = self.prior_termination(f_prev_prior)
+        prior = self.prior_termination(self._prior_input(f_prev_prior))
         post = prior if self.frozen_posteriors else self.termination(f_prev, slot)
         if self.num_primitives and z_prev is not None:
             primitive = (z_prev >= self.num_options).unsqueeze(-1)
@@ -233,7 +239,7 @@ class HierarchicalPolicy(nn.Module):
         self, f: torch.Tensor, f_prior: torch.Tensor, slot: torch.Tensor, option: torch.Tensor
     ) -> tuple[torch.distributions.Distribution, torch.distributions.Distribution]:
         """(posterior q^L, prior p^L_θ) at ``(s_t, z_t)``."""
-        prior_out = self.prior_intra(f_prior)
+        prior_out = self.prior_intra(self._prior_input(f_prior))
         post_out = prior_out if self.frozen_posteriors else self.intra(f, slot)
         if self.num_primitives:
             primitive = option >= self.num_options

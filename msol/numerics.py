@@ -1,6 +1,10 @@
-"""Stop at the first non-finite number instead of training on garbage."""
+"""Stop at the first non-finite number instead of training on garbage (or saving it as a checkpoint)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -20,3 +24,25 @@ def check_finite_grads(module: torch.nn.Module) -> None:
     for pname, param in module.named_parameters():
         if param.grad is not None:
             check_finite(f"gradient of {pname}", param.grad)
+
+
+def check_finite_state(name: str, state: Any) -> None:
+    """Raise :class:`NumericalFault` naming the first floating-point tensor of a nested state that is not finite.
+
+    Python floats are left alone: metrics such as a mean return over no episodes are legitimately NaN.
+    """
+    if torch.is_tensor(state):
+        if state.is_floating_point() or state.is_complex():
+            check_finite(name, state)
+    elif isinstance(state, Mapping):
+        for key, value in state.items():
+            check_finite_state(f"{name}.{key}", value)
+    elif isinstance(state, (list, tuple)):
+        for index, value in enumerate(state):
+            check_finite_state(f"{name}[{index}]", value)
+
+
+def check_finite_metric(name: str, value: Any) -> None:
+    """A logged loss that is NaN/inf means the update that produced it was garbage."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NumericalFault(f"{'NaN' if math.isnan(value) else 'inf'} in {name}")

@@ -18,6 +18,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from omegaconf import OmegaConf
 PLOT_PHASES = ("transfer/eval", "scratch/eval", "eval")
 METRIC = "return/mean"
 FIGURE_NAME, TABLE_NAME, JSON_NAME = "returns.png", "results.md", "results.json"
+TABLE_HEADER = ("| algorithm | seeds | final return, mean [95% CI] | frames to 90% of optimum (mean curve) "
+                "| seeds reaching 90% |")
 
 # Paper names and fixed colours, so an algorithm looks the same in every figure of docs/results.md.
 ALGO_STYLE: dict[str, tuple[str, str]] = {
@@ -259,9 +262,34 @@ def _num(x: float) -> str:
     return f"{x:.3f}" if math.isfinite(x) else str(x)
 
 
+def sweep_command(sweep: Path) -> str | None:
+    """The command that launched a Hydra sweep, rebuilt from its ``multirun.yaml`` (None if there is none)."""
+    path = Path(sweep) / "multirun.yaml"
+    if not path.is_file():
+        return None
+    overrides = OmegaConf.load(path).hydra.overrides
+    args = [a for a in overrides.hydra if a != "hydra.mode=MULTIRUN"] + list(overrides.task)
+    return " ".join(["python -m msol.train -m", *args])
+
+
+def finish_dates(results: dict[str, EnvResult]) -> str:
+    """UTC date range at which the aggregated runs wrote their summary (or last metrics row)."""
+    stamps = []
+    for res in results.values():
+        for a in res.algos.values():
+            for d in a.run_dirs:
+                marker = d / "summary.json" if (d / "summary.json").is_file() else d / "metrics.jsonl"
+                stamps.append(datetime.fromtimestamp(marker.stat().st_mtime, tz=timezone.utc))
+    first, last = min(stamps).strftime("%Y-%m-%d %H:%M"), max(stamps).strftime("%Y-%m-%d %H:%M")
+    return f"{first} – {last} UTC" if first != last else f"{first} UTC"
+
+
 def markdown(results: dict[str, EnvResult], sweep: Path, skipped: Sequence[str] = ()) -> str:
     """The results table of every env, with the facts needed to reproduce and judge it."""
-    lines = [f"Sweep `{sweep}`."]
+    lines = [f"Sweep `{sweep}`; runs finished {finish_dates(results)}."]
+    command = sweep_command(sweep)
+    if command:
+        lines.append(f"Command: `{command}`.")
     for res in results.values():
         exp = res.experiment
         title = f"### {res.env}" + (f" ({exp['paper']})" if exp.get("paper") else "")
@@ -273,8 +301,7 @@ def markdown(results: dict[str, EnvResult], sweep: Path, skipped: Sequence[str] 
                      f"(budget_scale {res.budget_scale:g}), phase `{res.phase}`: {_frames(frames)} frames per task.")
         if res.optimal is not None:
             lines.append(f"Optimal return {_num(res.optimal)} (dashed); 90% threshold {_num(res.threshold)}.")
-        lines += ["", "| algorithm | seeds | final return, mean [95% CI] | frames to 90% of optimum (mean curve) "
-                      "| seeds reaching 90% |", "|---|---:|---:|---:|---:|"]
+        lines += ["", TABLE_HEADER, "|---|---:|---:|---:|---:|"]
         for a in res.algos.values():
             name = ALGO_STYLE.get(a.algo, (a.algo, ""))[0]
             seeds = ",".join(str(s) for s in a.seeds)
@@ -289,7 +316,7 @@ def markdown(results: dict[str, EnvResult], sweep: Path, skipped: Sequence[str] 
     return "\n".join(lines) + "\n"
 
 
-def draw(results: dict[str, EnvResult], path: Path, confidence: float = 0.95) -> Path:
+def make_figure(results: dict[str, EnvResult], confidence: float = 0.95) -> Figure:
     """One panel per env: mean curve and bootstrap band per algorithm, the optimum dashed."""
     n = len(results)
     fig = Figure(figsize=(5.2 * n, 3.9), layout="constrained")
@@ -307,10 +334,8 @@ def draw(results: dict[str, EnvResult], path: Path, confidence: float = 0.95) ->
         ax.set_ylabel(f"eval return (mean, {confidence:.0%} bootstrap CI)")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+        ax.legend(fontsize=7, loc="best")
+    return fig
 
 
 def _jsonable(results: dict[str, EnvResult]) -> dict[str, Any]:
@@ -363,7 +388,8 @@ def plot_sweep(sweep: Path, out: Path | None = None, *, metric: str = METRIC, ph
     out = Path(out) if out is not None else sweep
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(results, sweep, skipped)
-    figure = draw(results, out / FIGURE_NAME, confidence)
+    figure = out / FIGURE_NAME
+    make_figure(results, confidence).savefig(figure, dpi=120)
     (out / TABLE_NAME).write_text(f"![returns]({FIGURE_NAME})\n\n{text}")
     (out / JSON_NAME).write_text(json.dumps(_jsonable(results), indent=1, allow_nan=True))
     return Report(figure, out / TABLE_NAME, out / JSON_NAME, text, results)

@@ -9,6 +9,9 @@ Layout of ``run.dir``::
     summary.json         the final metrics, written last: its presence means the run finished
     run.lock             held (flock) while a process trains here; a second process is refused
 
+Guarantees (docs/reliability.md): a checkpoint is never half-written (``save_atomic``) and never holds a NaN/inf
+tensor (the previous one is kept instead); a logged loss that is NaN/inf stops the run (``NumericalFault``).
+
 Resuming (``resume=<run dir>``) loads ``checkpoints/latest.pt`` and cuts ``metrics.jsonl`` back to the rows that
 checkpoint had seen, so an interrupted-then-resumed run writes the same rows as an uninterrupted one.
 """
@@ -28,10 +31,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from msol.checkpoint import CheckpointError, load_checked, save_atomic
+from msol.checkpoint import CheckpointError, load_checked, remove_stale_temporaries, save_atomic
+from msol.numerics import check_finite_metric, check_finite_state
 from msol.wandb_sink import WandbSink
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: content checksum (sha256) stored inside
 
 
 class RunDirError(RuntimeError):
@@ -53,6 +57,7 @@ class Run:
         self._resume_state: dict[str, Any] | None = None
         self._rows = 0
         self._last_step = 0
+        self._checkpoint_step: int | None = None  # log step of the newest ``latest.pt`` written or resumed from
         self._bar: tqdm | None = None
         self._started = time.time()
 
@@ -82,6 +87,10 @@ class Run:
         if self._wandb is not None:
             self._wandb.log(step, {f"{phase}/{k}" if "/" not in k else k: v for k, v in row.items()
                                    if isinstance(v, (int, float)) and k != "step"})
+        # Written first (the row is the evidence), then the run stops: a NaN loss means a garbage update.
+        for key, value in row.items():
+            if "loss" in key:
+                check_finite_metric(f"logged metric {key!r} ({phase} row at step {step})", value)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
@@ -109,11 +118,18 @@ class Run:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state: dict[str, Any], name: str = "latest") -> None:
-        """Atomically write ``state`` (+ the metrics row count it belongs to) as ``checkpoints/<name>.pt``."""
+        """Atomically write ``state`` (+ the metrics row count it belongs to) as ``checkpoints/<name>.pt``.
+
+        A state holding a NaN/inf tensor raises :class:`NumericalFault` and is not written: the previous
+        checkpoint stays the last good one.
+        """
+        check_finite_state(f"checkpoint state (not written; the previous {name}.pt is kept)", state)
         payload = dict(state)
         payload["format"] = CHECKPOINT_FORMAT
         payload["metrics_rows"] = self._rows
         save_atomic(payload, self.checkpoint_dir / f"{name}.pt")
+        if name == "latest":
+            self._checkpoint_step = self._last_step
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint to resume from, or ``None`` for a fresh run."""
@@ -145,6 +161,14 @@ class Run:
             self._wandb.finish(exit_code)
         self._release_lock()
 
+    def fault_note(self) -> str:
+        """Where a stopped run can continue from, for the one-line error of a numerical fault."""
+        latest = self.checkpoint_dir / "latest.pt"
+        if self._checkpoint_step is None or not latest.exists():
+            return f"no checkpoint was written yet in {self.dir}"
+        return (f"last good checkpoint kept: {latest} (metrics step {self._checkpoint_step}); "
+                f"fix the cause, then resume={self.dir}")
+
     def elapsed(self) -> float:
         return time.time() - self._started + float((self._resume_state or {}).get("wall_time_s", 0.0))
 
@@ -159,6 +183,10 @@ class Run:
         except CheckpointError:
             self._release_lock()
             raise
+        if not (self.dir / "config.yaml").exists():
+            self._release_lock()
+            raise RunDirError(f"resume={self.dir}: config.yaml is missing; this is not a complete msol run directory")
+        remove_stale_temporaries(self.checkpoint_dir)  # left by a process killed mid-write; we hold the lock
         saved_cfg = OmegaConf.load(self.dir / "config.yaml")
         for key in ("env.name", "algo.name", "seed"):
             old, new = OmegaConf.select(saved_cfg, key), OmegaConf.select(self.cfg, key)
@@ -167,8 +195,16 @@ class Run:
                 raise RunDirError(f"resume={self.dir}: {key} was {old!r} in that run but is {new!r} now")
         rows = self.metrics_path.read_text().splitlines(keepends=True) if self.metrics_path.exists() else []
         keep = int(state["metrics_rows"])
-        self.metrics_path.write_text("".join(rows[:keep]))
+        if len(rows) < keep or any(not row.endswith("\n") for row in rows[:keep]):
+            self._release_lock()
+            raise RunDirError(f"resume={self.dir}: metrics.jsonl has {len(rows)} rows but the checkpoint was written "
+                              f"after {keep}; the run directory was altered, so resuming would lose rows")
+        tmp = self.dir / ".metrics.jsonl.tmp"
+        tmp.write_text("".join(rows[:keep]))
+        os.replace(tmp, self.metrics_path)  # a kill during resume leaves the old file or the cut one, never a mix
         self._rows = keep
+        self._checkpoint_step = json.loads(rows[keep - 1])["step"] if keep else 0
+        self._last_step = self._checkpoint_step
         self._resume_state = state
 
     def _make_wandb(self) -> WandbSink:
@@ -194,7 +230,7 @@ class Run:
         )
 
     def _acquire_lock(self):
-        handle = open(self.dir / "run.lock", "a+")
+        handle = open(self.dir / "run.lock", "a+")  # noqa: SIM115 - held open for the whole run
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,15 +1,20 @@
 """Training entry point: ``python -m msol.train env=taxi algo=msol`` (or the ``msol-train`` script).
 
-Hydra composes the config from ``configs/`` (groups ``env/``, ``algo/``, ``logger/``, ``experiment/``); this module
-validates it, opens the run directory and hands both to the registered algorithm. ``resume=<run dir>`` continues an
-interrupted run from its last checkpoint.
+Hydra composes the config from ``configs/`` (groups ``env/``, ``algo/``, ``logger/``, ``experiment/``, ...); this
+module validates it, opens the run directory and hands both to the registered algorithm. ``resume=<run dir>``
+continues an interrupted run from its last checkpoint.
+
+Exit status: 0 done; 2 bad input (config, run directory, checkpoint), one line on stderr, no traceback;
+3 numerical fault (NaN/inf), the last good checkpoint is kept for ``resume=``.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -44,6 +49,15 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     run = Run(cfg, run_dir, resume=bool(cfg.resume))
     try:
         summary = algo.train(cfg, run)
+    except ValueError as exc:
+        run.abort(exit_code=1)
+        if "found invalid values" in str(exc):  # torch.distributions refusing NaN parameters
+            raise NumericalFault(f"non-finite distribution parameters ({str(exc).splitlines()[0]}); "
+                                 f"{run.fault_note()}") from exc
+        raise
+    except NumericalFault as exc:
+        run.abort(exit_code=1)
+        raise NumericalFault(f"{exc}; {run.fault_note()}") from exc
     except BaseException:
         run.abort(exit_code=1)
         raise
@@ -56,34 +70,94 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         summary = train(cfg)
     except (ConfigError, RunDirError, CheckpointError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"msol.train: error: {msg}", file=sys.stderr)
-        sys.exit(2)
+        _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc))
     except NumericalFault as exc:
         print(f"msol.train: numerical fault: {exc}", file=sys.stderr)
         sys.exit(3)
+    except (ValueError, TypeError) as exc:
+        # Bad input found by an algorithm's own checks (the codebase's convention for them): one line + where.
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        _fail(f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__} "
+              f"(raised at {Path(where.filename).name}:{where.lineno})")
     # Returned to Hydra so sweepers can optimise over it.
     value = summary.get("objective")
     return float(value) if value is not None else None
 
 
+def _fail(message: str) -> None:
+    print(f"msol.train: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def check_group_overrides(argv: list[str]) -> None:
-    """Reject ``env=``/``algo=``/``logger=``/``experiment=`` names that have no config, before Hydra starts.
+    """Reject ``env=``/``algo=``/``logger=``/... names that have no config, before Hydra starts.
 
     Hydra would also fail, but with exit status 1 and a traceback-style report; a typo deserves one line and 2.
     """
+    groups = config_groups()
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if not sep or key not in CONFIG_GROUPS:
+        if not sep or key not in groups:
             continue
         valid = config_options(key)
         for name in filter(None, value.split(",")):
             if name not in valid and name != "null":
-                print(f"msol.train: error: unknown {key} {name!r}; valid: {', '.join(valid)}", file=sys.stderr)
-                sys.exit(2)
+                _fail(f"unknown {key} {name!r}; valid: {', '.join(valid)}")
 
 
-CONFIG_GROUPS = ("env", "algo", "logger", "experiment")
+def preflight(argv: list[str]) -> None:
+    """Compose the config of a single run exactly as Hydra will and validate every value, before Hydra starts
+    (so bad input leaves no run directory behind). Multirun and Hydra's own flags are left to Hydra: each job is
+    then validated by :func:`train`."""
+    if any(arg.startswith("-") for arg in argv):
+        return
+    overrides = [arg for arg in argv if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    groups = config_groups()
+    choices = [arg for arg in overrides if arg.lstrip("+~").partition("=")[0] in groups]
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        defaults = compose("train", overrides=choices)
+        try:
+            cfg = compose("train", overrides=overrides)
+        except Exception as exc:  # noqa: BLE001 - Hydra's override errors, turned into one line each
+            _fail(_override_problem(exc, overrides, defaults))
+    try:
+        validate_config(cfg, defaults=defaults)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _override_problem(exc: Exception, overrides: list[str], defaults: DictConfig) -> str:
+    cause = f"{exc.__cause__}" if exc.__cause__ is not None else ""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "is not in struct" in cause:
+        full_key = next((line.split(":", 1)[1].strip() for line in cause.splitlines() if "full_key:" in line), "")
+        arg = next((a for a in overrides if a.partition("=")[0] == full_key), full_key)
+        parent, _, leaf = full_key.rpartition(".")
+        node = OmegaConf.select(defaults, parent) if parent else defaults
+        known = [str(k) for k in node] if isinstance(node, DictConfig) else []
+        close = difflib.get_close_matches(leaf, known, n=3)
+        hint = f"did you mean {', '.join(f'{parent}.{c}' if parent else c for c in close)}? " if close else ""
+        return f"{arg}: no such config key {full_key!r} ({hint}to add a new key: +{arg})"
+    if "Ambiguous value" in first:
+        return f"{first.removeprefix('Ambiguous value for argument ')}: a list is key=[a,b]; to sweep, add --multirun"
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for arg in overrides:  # name the one override that does not parse
+        try:
+            OverridesParser.create().parse_overrides([arg])
+        except Exception as parse_exc:  # noqa: BLE001
+            return f"cannot parse override {arg!r}: {str(parse_exc).splitlines()[0]}"
+    return f"cannot apply overrides {' '.join(overrides)}: {first}"
+
+
+def config_groups() -> list[str]:
+    """The config groups shipped in the ``configs`` package (its sub-folders holding yaml files)."""
+    from importlib.resources import files
+
+    return sorted(p.name for p in files("configs").iterdir()
+                  if p.is_dir() and any(q.name.endswith(".yaml") for q in p.iterdir()))
 
 
 def config_options(group: str) -> list[str]:
@@ -97,6 +171,7 @@ def config_options(group: str) -> list[str]:
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     check_group_overrides(sys.argv[1:])
+    preflight(sys.argv[1:])
     _hydra_main()
 
 

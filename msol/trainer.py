@@ -181,6 +181,7 @@ class MSOLPhase:
         slot = self.slot.repeat(self.n_steps)
         beta, entropy_coef = self.beta, self.entropy_coef
         common = dict(num_slots=self.spec.num_slots, entropy_coef=entropy_coef, value_coef=self.a.value_coef,
+                      action_entropy_coef=getattr(self.a, "entropy_action", None),
                       prior_coef=self.a.prior_coef, distill_priors=distill)
         if self.a.loss == "a2c":
             ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
@@ -297,11 +298,13 @@ class MSOLPhase:
 def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primitives: int = 0) -> HierarchicalPolicy:
     a = cfg.algo
     obs_dim = env.obs_dim + (env.action_dim if a.get("observe_prev_action", False) else 0)
-    return HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
+    policy = HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
                               num_options=int(a.num_options), hidden=list(a.hidden),
                               option_embedding=int(a.option_embedding),
                               learn_terminations=bool(a.get("use_terminations", True)),
                               num_primitives=num_primitives)
+    policy.detach_prior_features = bool(a.get("detach_prior_features", True))
+    return policy
 
 
 def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv, num_slots: int
@@ -340,10 +343,12 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
     for index, spec in enumerate(phases):
         if index < start_phase:
             continue
+        transfer = spec.name != "options"
         env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
-                       seed=cfg.seed * 1000 + index)
+                       seed=cfg.seed * 1000 + index, transfer=transfer)
         eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
-                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index)
+                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index,
+                            transfer=transfer)
         if spec.name in ("options", "scratch"):
             policy = _make_policy(cfg, env, spec.num_slots)
         else:

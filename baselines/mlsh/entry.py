@@ -41,4 +41,7 @@ def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previou
 def train_mlsh(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning with MLSH's warm-up/joint schedule, then transfer with frozen sub-policies."""
     check_algo_values(cfg.algo, MLSH_VALUE_KINDS)
-    return run_protocol(cfg, run, make_mlsh_phase)
+    summary = run_protocol(cfg, run, make_mlsh_phase)
+    if "options/eval/options_same_goal" in summary:  # Moving Bandits: the key MSOL's summary uses too
+        summary["options/same_goal_fraction"] = summary["options/eval/options_same_goal"]
+    return summary

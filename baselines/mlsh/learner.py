@@ -244,7 +244,7 @@ class MLSHPhase:
 
         row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act)
         if self.probe_env is not None:
-            row.update(diversity_metrics(sub_policy_destinations(self.model, self.probe_env, seed=seed)))
+            row.update(diversity_metrics(*sub_policy_destinations(self.model, self.probe_env, seed=seed)))
         return row
 
     def state_dict(self) -> dict[str, Any]:

@@ -159,10 +159,12 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[s
     for index, spec in enumerate(phases):
         if index < start_phase:
             continue
+        transfer = spec.name != "options"  # env.transfer_id/transfer_kwargs, e.g. Taxi with moved locations
         env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
-                       seed=cfg.seed * 1000 + index)
+                       seed=cfg.seed * 1000 + index, transfer=transfer)
         eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
-                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index)
+                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index,
+                            transfer=transfer)
         learner = make_learner(cfg, spec, env, learner)
         if resume and index == start_phase:
             learner.load_state_dict(resume["learner"])

@@ -154,8 +154,7 @@ class OptionCriticPhase:
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
         """One episode per eval env, acting as in training (ε-greedy options, sampled terminations and actions)."""
-        env.set_slot_tasks(self.env.slot_tasks)
-        task = task_ids(env)
+        task = task_ids(env, self.env.slot_tasks)
         option = torch.zeros(env.num_envs, dtype=torch.long)
 
         def act(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
@@ -178,8 +177,10 @@ class OptionCriticPhase:
         self.env.set_state(state["env"])
 
 
-def task_ids(env: MultitaskEnv) -> torch.Tensor:
-    """Each env's task as an index into the family's full task list (the one-hot the network reads)."""
+def task_ids(env: MultitaskEnv, slot_tasks: list[str] | None = None) -> torch.Tensor:
+    """Each env's task (its slot's, from ``slot_tasks`` or the env's own) as an index into the family's full task
+    list: the one-hot the network reads."""
     index = {name: i for i, name in enumerate(env.tasks)}
-    return torch.as_tensor([index[env.slot_tasks[s]] for s in env.slot_of_env], dtype=torch.long)
+    slot_tasks = env.slot_tasks if slot_tasks is None else slot_tasks
+    return torch.as_tensor([index[slot_tasks[s]] for s in env.slot_of_env], dtype=torch.long)
 

@@ -25,7 +25,7 @@ from baselines.mlsh.losses import (
     slot_offsets,
 )
 from baselines.mlsh.networks import MLSHPolicy
-from baselines.mlsh.probe import NO_GOAL, destinations, diversity_metrics
+from baselines.mlsh.probe import destinations, diversity_metrics
 from baselines.mlsh.protocol import protocol_phases
 from msol.envs_adapter import make_env
 from msol.run import Run
@@ -73,7 +73,7 @@ def test_staggered_slot_gets_a_longer_first_warmup():
 # ---------------------------------------------------------------------------------------------------- macro level
 def _macro_case(terminated_at_4: bool):
     T = 7
-    col = lambda values: torch.tensor(values, dtype=torch.float32).view(T, 1)  # noqa: E731
+    col = lambda values: torch.tensor(values, dtype=torch.float32).view(T, 1)
     reward = col([1, 0, 1, 0, 1, 1, 1])
     decide = col([1, 0, 0, 1, 0, 1, 0])  # macro steps [0..2], [3..4] (episode ends at 4), [5..6]
     end = col([0, 0, 0, 0, 1, 0, 0])
@@ -211,11 +211,13 @@ def test_transfer_copies_sub_policies_exactly_freezes_them_and_trains_fresh_mast
 # ---------------------------------------------------------------------------------------------------- diversity probe
 def test_destinations_and_diversity_metrics_by_hand():
     goals = [100, 100, 300, 300]  # goal0 (100, 100), goal1 (300, 300)
-    obs = np.array([[110, 100, *goals], [300, 260, *goals], [200, 200, *goals]], dtype=np.float32) / 400
-    assert destinations(obs).tolist() == [0, 1, NO_GOAL]
-    dest = np.array([[0, 1, 0, NO_GOAL], [0, 0, 1, NO_GOAL]])  # sub-policy × layout
-    metrics = diversity_metrics(dest)
-    assert metrics == {"options_same_goal": 0.25, "options_cover_both_goals": 0.5, "options_reach_goal": 0.75}
+    obs = np.array([[110, 100, *goals], [300, 260, *goals], [190, 200, *goals]], dtype=np.float32) / 400
+    nearest, reached = destinations(obs)
+    assert nearest.tolist() == [0, 1, 0] and reached.tolist() == [True, True, False]
+    nearest = np.array([[0, 1, 0, 1], [0, 0, 1, 1]])  # sub-policy × layout
+    reached = np.array([[True, True, True, False], [True, True, True, True]])
+    metrics = diversity_metrics(nearest, reached)
+    assert metrics == {"options_same_goal": 0.5, "options_cover_both_goals": 0.5, "options_reach_goal": 0.875}
 
 
 # ---------------------------------------------------------------------------------------------------- end to end
@@ -253,6 +255,8 @@ def test_cli_run_writes_both_phases_probe_and_checkpoints(tiny_run):
     assert all(0 <= r["options_same_goal"] <= 1 and "return/goal0" in r for r in evals)
     assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
     assert summary["objective"] == evals[-1]["return/mean"]
+    last_options_eval = [r for r in evals if r["phase"] == "options/eval"][-1]
+    assert summary["options/same_goal_fraction"] == last_options_eval["options_same_goal"]
     assert not math.isnan(summary["objective"])
 
 

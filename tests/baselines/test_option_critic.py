@@ -73,7 +73,7 @@ def test_deliberation_cost_is_paid_on_switches_only():
 
 
 def test_nstep_target_by_hand():
-    col = lambda values: torch.tensor(values).view(-1, 1)  # noqa: E731
+    col = lambda values: torch.tensor(values).view(-1, 1)
     zeros = col([0.0, 0.0, 0.0])
     y = nstep_targets(col([1.0, 0.0, 1.0]), col([0.0, 1.0, 0.0]), zeros, zeros, zeros, torch.tensor([2.0]),
                       gamma=0.9, eta=0.5)

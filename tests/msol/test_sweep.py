@@ -1,0 +1,174 @@
+"""The reproduction suite: experiment configs, budgets, launchers, and a real sweep through Hydra then msol.plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from matplotlib.image import imread
+from omegaconf import OmegaConf
+
+from msol import plot
+from msol.algorithms import available_algorithms
+from msol.config_check import validate_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+# spec/experiments.md, the MSOL rows: experiment -> (algorithms, envs)
+SPEC_ROWS = {
+    "mb": ({"msol", "msol_frozen", "distral", "distral_action", "mlsh"}, {"moving_bandits"}),
+    "taxi": ({"msol", "msol_frozen", "distral", "distral_action", "mlsh"}, {"taxi"}),
+    "dtaxi": ({"msol", "msol_frozen", "distral", "distral_action", "mlsh"}, {"directional_taxi"}),
+    "taxi-unseen": ({"msol", "a2c", "option_critic"}, {"taxi_unseen"}),
+    "taxi-moved": ({"msol", "hard_options", "hard_options_primitives", "a2c"}, {"taxi10x10_moved", "taxi_moved"}),
+    "swimmer": ({"msol", "distral"}, {"directional_swimmer"}),
+}
+
+
+def _compose(overrides: list[str], hydra: bool = False):
+    with initialize_config_module("configs", version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=hydra)
+
+
+def _sweep_axes(experiment: str, budget: str) -> dict[str, list[str]]:
+    params = _compose([f"experiment={experiment}", f"budget={budget}"], hydra=True).hydra.sweeper.params
+    return {key: [v.strip() for v in str(values).split(",")] for key, values in params.items()}
+
+
+@pytest.mark.parametrize("experiment", sorted(SPEC_ROWS))
+def test_experiment_sweeps_the_spec_row_and_every_job_config_is_valid(experiment):
+    algos, envs = SPEC_ROWS[experiment]
+    paper, quick = _sweep_axes(experiment, "paper"), _sweep_axes(experiment, "quick")
+    assert set(paper["algo"]) == algos
+    assert set(paper.get("env", [str(_compose([f"experiment={experiment}"]).env.name)])) == envs
+    assert len(paper["seed"]) == 5 and len(quick["seed"]) == 3
+    registered = available_algorithms()
+    for env in envs:
+        for algo in algos:
+            cfg = _compose([f"experiment={experiment}", f"env={env}", f"algo={algo}", "budget=quick"])
+            assert cfg.experiment.name == experiment  # the W&B group (msol/run.py)
+            assert cfg.budget.name == "quick" and 0 < cfg.budget_scale == cfg.experiment.quick_budget_scale < 1
+            assert (cfg.env.optimal_return is None) == (experiment == "swimmer")
+            if algo in registered:
+                validate_config(cfg)
+    paper_cfg = _compose([f"experiment={experiment}"])
+    assert paper_cfg.budget.name == "paper" and paper_cfg.budget_scale == 1.0
+
+
+def test_quick_budget_scales_the_phases_the_trainer_runs():
+    from msol.trainer import build_phases
+
+    tasks = [f"{a}-{b}" for a in "RGYB" for b in "RGYB" if a != b]
+    paper = build_phases(_compose(["experiment=taxi"]), tasks)
+    quick = build_phases(_compose(["experiment=taxi", "budget=quick"]), tasks)
+    assert [p.frames_per_task for p in paper] == [1_400_000, 300_000]
+    assert [p.frames_per_task for p in quick] == [14_000, 3_000]
+    unseen = build_phases(_compose(["experiment=taxi-unseen"]), tasks)
+    assert sorted(unseen[1].tasks) == ["B-R", "G-Y", "R-G", "Y-B"]
+    assert not set(unseen[0].tasks) & set(unseen[1].tasks) and len(unseen[0].tasks) == 8
+
+
+def test_launcher_configs():
+    local = _compose(["experiment=taxi", "hydra/launcher=local", "hydra.launcher.n_jobs=3"], hydra=True)
+    assert local.hydra.launcher._target_.endswith("JoblibLauncher") and local.hydra.launcher.n_jobs == 3
+    slurm = _compose(["experiment=taxi", "hydra/launcher=slurm", "hydra.launcher.partition=cpu"], hydra=True)
+    assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert slurm.hydra.launcher.partition == "cpu" and slurm.hydra.launcher.cpus_per_task == 1
+
+
+# ------------------------------------------------------------------------------------------ real sweeps
+TINY = ["experiment=mb", "budget=quick", "budget_scale=0.005", "env.hparams.num_slots=2",
+        "env.hparams.envs_per_slot=2", "eval.episodes_per_slot=2", "logger.progress_bar=false"]
+
+
+def _multirun(sweep_dir: Path, *overrides: str, timeout: float = 240) -> None:
+    env = dict(os.environ, WANDB_MODE="disabled", MUJOCO_GL="egl", HYDRA_FULL_ERROR="1")
+    cmd = [sys.executable, "-m", "msol.train", "-m", *TINY, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _last_row(run_dir: Path, phase: str) -> dict:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["phase"] == phase][-1]
+
+
+def test_quick_sweep_end_to_end_then_plot(tmp_path):
+    """Two algorithms x two seeds through Hydra's multirun (basic launcher), then msol.plot on the sweep dir."""
+    sweep = tmp_path / "sweep"
+    _multirun(sweep, "algo=msol,a2c", "seed=0,1")
+
+    runs = {(a, s): sweep / "moving_bandits" / a / f"s{s}" for a in ("msol", "a2c") for s in (0, 1)}
+    for run_dir in runs.values():
+        assert (run_dir / "summary.json").is_file()
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        assert cfg.experiment.name == "mb" and cfg.budget.name == "quick" and cfg.budget_scale == 0.005
+
+    plot.main([str(sweep), "--resamples", "200"])
+
+    results = json.loads((sweep / "results.json").read_text())["moving_bandits"]
+    assert results["optimal_return"] == 43.8 and results["budget"] == "quick"
+    table = (sweep / "results.md").read_text()
+    assert "Command: `python -m msol.train -m" in table and "algo=msol,a2c seed=0,1" in table  # provenance
+    for algo, phase in (("msol", "transfer/eval"), ("a2c", "scratch/eval")):
+        last = [_last_row(runs[algo, s], phase) for s in (0, 1)]
+        got = results["algos"][algo]
+        assert got["seeds"] == [0, 1]
+        assert got["final"] == [r["return/mean"] for r in last]  # the table is the runs' own last eval rows
+        assert got["frames"][-1] == last[0]["frames_per_task"] == 500  # 100k transfer frames x 0.005
+        mean = (last[0]["return/mean"] + last[1]["return/mean"]) / 2
+        assert f"(`{algo}`) | 2 (0,1) | {mean:.3f} [" in table
+    image = imread(sweep / "returns.png")
+    assert image.shape[0] > 200 and image.std() > 0.01
+
+
+def test_submitit_local_launcher_runs_sweep_jobs(tmp_path):
+    """The SLURM path (hydra-submitit-launcher) with submitit's local executor: each job a separate process."""
+    sweep = tmp_path / "sweep"
+    _multirun(sweep, "algo=a2c", "seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5")
+    for seed in (0, 1):
+        run_dir = sweep / "moving_bandits" / "a2c" / f"s{seed}"
+        assert (run_dir / "summary.json").is_file()
+        assert _last_row(run_dir, "scratch/eval")["frames_per_task"] == 500
+    job_logs = list((sweep / ".submitit").glob("*/*_result.pkl"))
+    assert len(job_logs) == 2  # submitit ran (and pickled the result of) two separate jobs
+
+
+@pytest.mark.slow
+def test_local_joblib_launcher_runs_sweep_jobs_in_parallel(tmp_path):
+    sweep = tmp_path / "sweep"
+    _multirun(sweep, "algo=a2c", "seed=0,1", "hydra/launcher=local", "hydra.launcher.n_jobs=2")
+    assert len(list(sweep.glob("moving_bandits/a2c/s*/summary.json"))) == 2
+
+
+# ------------------------------------------------------------------------------------------ moved locations
+@pytest.mark.parametrize(("algo", "expected"), [
+    # probe, option-learning env + its eval env, transfer env + its eval env
+    ("msol", ["msol/Taxi-v0"] * 3 + ["msol/Taxi8x8Moved-v0"] * 2),
+    # probe, then the scratch learner's env + eval env: the moved map, like the transfer it is compared with
+    ("a2c", ["msol/Taxi-v0"] + ["msol/Taxi8x8Moved-v0"] * 2),
+])
+def test_moved_taxi_learns_options_on_the_original_map_and_transfers_on_the_moved_one(
+        tmp_path, monkeypatch, algo, expected):
+    import msol.envs_adapter
+    from msol.train import train
+
+    made: list[tuple[str, str]] = []
+    real = msol.envs_adapter.make_multitask_vector_env
+
+    def spy(env_id, slot_tasks, **kwargs):
+        made.append((env_id, kwargs["mode"]))
+        return real(env_id, slot_tasks, **kwargs)
+
+    monkeypatch.setattr(msol.envs_adapter, "make_multitask_vector_env", spy)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = _compose(["experiment=taxi-moved", "env=taxi_moved", f"algo={algo}", "budget_scale=0.0005",
+                    "env.hparams.num_slots=2", "env.hparams.envs_per_slot=1", "env.hparams.hidden=[16]",
+                    "eval.episodes_per_slot=1", "logger.progress_bar=false"])
+    train(cfg, run_dir=tmp_path / "run")
+    assert [env_id for env_id, _ in made] == expected
