@@ -130,6 +130,8 @@ def plot(args: argparse.Namespace) -> None:
                     ax.fill_between(grid, np.nanmin(values, 0), np.nanmax(values, 0), color=COLORS[algo], alpha=0.2)
                 ax.set_title(env)
                 ax.set_xlabel("env steps" if x_key == "frames" else "wall-clock seconds")
+                if x_key == "frames":
+                    ax.xaxis.set_major_formatter(lambda value, _: f"{value / 1000:.0f}k")
                 ax.grid(alpha=0.3)
             ax_row[0].set_ylabel(y_label)
         axes[0][0].legend(fontsize=8)

@@ -13,7 +13,6 @@ import hashlib
 import os
 import pickle
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,16 +59,13 @@ def load_checked(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        lines = str(exc).splitlines()
-        refused = next((line.strip() for line in lines if "Unsupported global" in line), None)
-        if refused or "Weights only load failed" in str(exc):
+    except Exception as exc:  # whatever a damaged file makes the unpickler raise
+        refused = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), None)
+        if isinstance(exc, pickle.UnpicklingError) and refused:
             raise CheckpointError(
-                f"checkpoint {path} holds Python objects that would run code when loaded "
-                f"({refused or lines[0]}); refused: checkpoints load with weights_only=True"
+                f"checkpoint {path} holds Python objects that would run code when loaded ({refused}); "
+                "refused: checkpoints load with weights_only=True"
             ) from exc
-        raise _unreadable(path, exc) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as exc:
         raise _unreadable(path, exc) from exc
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"checkpoint {path} has no 'format' field: it was not written by msol")
@@ -84,7 +80,10 @@ def load_checked(path: Path) -> dict[str, Any]:
 
 
 def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
-    detail = str(exc).splitlines()[0] if str(exc) else ""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # torch's weights-only report starts with advice to load unsafely; its cause is the "WeightsUnpickler" part.
+    detail = next((line for line in lines if line.startswith(("Unsupported", "WeightsUnpickler error:"))),
+                  lines[0] if lines else "")
     return CheckpointError(
         f"checkpoint {path} is unreadable ({type(exc).__name__}: {detail}); it is truncated, tampered with, or not "
         "a msol checkpoint. Nothing was overwritten: restore the file or start a new run"

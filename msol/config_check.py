@@ -63,7 +63,7 @@ RULES: dict[str, Rule] = {
         "replay_size", "kl_episodes", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
         "sub_sampling_factor", "macro_duration", "joint", "rollout_steps", "num_subs", "master_batch_size",
         "sub_minibatches", "rounds", "epochs", "max_examples", "eval_games", "n_epochs", "buffer_size",
-        "target_update_interval", "train_freq", "K",
+        "target_update_interval", "train_freq",
     ), _POSITIVE_INT),
     **dict.fromkeys(("warmup", "learning_starts", "obs_stats_steps"), _NON_NEGATIVE_INT),
     **dict.fromkeys((
@@ -87,6 +87,7 @@ RULES: dict[str, Rule] = {
         "normalize_advantage", "stagger_slots", "primitive_options",
     ), _BOOL),
     "max_divergence": _optional(_POSITIVE),
+    "K": (lambda v: _is_int(v) and v >= 3, "must be an integer >= 3 (ESS levels; the start-state sampler needs 3)"),
     "entropy_action": _optional(_NON_NEGATIVE),
     "attacker": _choice("mixture", "optimal", "disjoint_support", "level_split", "random_level", "random_split"),
     "defender": _choice("optimal", "random"),
@@ -210,7 +211,7 @@ def _default_of(defaults: DictConfig | None, path: str) -> Any:
         return _NO_DEFAULT
     try:
         node = OmegaConf.select(defaults, path, default=_NO_DEFAULT, throw_on_resolution_failure=False)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - no usable default: the type check is skipped
         return _NO_DEFAULT
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
 
@@ -299,7 +300,7 @@ def _check_task_names(cfg: DictConfig) -> list[str]:
         env_id = cfg.env.get("transfer_id") if key == "transfer_tasks" and cfg.env.get("transfer_id") else cfg.env.id
         try:
             probe = gymnasium.make(str(env_id))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure to build it is the message
             return [f"env.id={env_id!r}: cannot be made ({type(exc).__name__}: {exc})"]
         tasks = list(getattr(probe.unwrapped, "tasks", []))
         probe.close()

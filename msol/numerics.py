@@ -46,3 +46,22 @@ def check_finite_metric(name: str, value: Any) -> None:
     """A logged loss that is NaN/inf means the update that produced it was garbage."""
     if isinstance(value, float) and not math.isfinite(value):
         raise NumericalFault(f"{'NaN' if math.isnan(value) else 'inf'} in {name}")
+
+
+# torch's own reports of non-finite numbers, raised deep inside sampling before any check of ours could run.
+_TORCH_NON_FINITE = ("probability tensor contains either `inf`, `nan` or element < 0", "found invalid values")
+
+
+def as_numerical_fault(exc: BaseException) -> NumericalFault | None:
+    """The :class:`NumericalFault` that ``exc`` really is (torch refusing NaN/inf), naming our innermost frame."""
+    if not isinstance(exc, (RuntimeError, ValueError)) or not any(s in str(exc) for s in _TORCH_NON_FINITE):
+        return None
+    import traceback
+    from pathlib import Path
+
+    ours = [f for f in traceback.extract_tb(exc.__traceback__) if "site-packages" not in f.filename
+            and "/torch/" not in f.filename]
+    where = f" in {Path(ours[-1].filename).parent.name}/{Path(ours[-1].filename).name}:{ours[-1].lineno} " \
+            f"({ours[-1].name})" if ours else ""
+    return NumericalFault(f"NaN/inf in the parameters of a distribution{where}: an observation or a network output "
+                          f"is not finite ({str(exc).splitlines()[0]})")

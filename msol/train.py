@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from msol.algorithms import get_algorithm
 from msol.checkpoint import CheckpointError
 from msol.config_check import ConfigError, validate_config
-from msol.numerics import NumericalFault
+from msol.numerics import NumericalFault, as_numerical_fault
 from msol.run import Run, RunDirError
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,14 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     run = Run(cfg, run_dir, resume=bool(cfg.resume))
     try:
         summary = algo.train(cfg, run)
-    except ValueError as exc:
-        run.abort(exit_code=1)
-        if "found invalid values" in str(exc):  # torch.distributions refusing NaN parameters
-            raise NumericalFault(f"non-finite distribution parameters ({str(exc).splitlines()[0]}); "
-                                 f"{run.fault_note()}") from exc
-        raise
     except NumericalFault as exc:
         run.abort(exit_code=1)
         raise NumericalFault(f"{exc}; {run.fault_note()}") from exc
-    except BaseException:
+    except BaseException as exc:
         run.abort(exit_code=1)
+        fault = as_numerical_fault(exc)  # torch refusing NaN while sampling, before any check of ours ran
+        if fault is not None:
+            raise NumericalFault(f"{fault}; {run.fault_note()}") from exc
         raise
     run.finish(summary)
     return summary
@@ -147,7 +144,7 @@ def _override_problem(exc: Exception, overrides: list[str], defaults: DictConfig
     for arg in overrides:  # name the one override that does not parse
         try:
             OverridesParser.create().parse_overrides([arg])
-        except Exception as parse_exc:  # noqa: BLE001
+        except Exception as parse_exc:  # noqa: BLE001 - the parser's own message names the problem
             return f"cannot parse override {arg!r}: {str(parse_exc).splitlines()[0]}"
     return f"cannot apply overrides {' '.join(overrides)}: {first}"
 

@@ -335,8 +335,6 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
     global_offset = sum(p.frames_per_task for p in phases[:start_phase])
     run.start_progress(total_frames, initial=global_offset + (int(resume["phase"]["frames"]) if resume else 0),
                        desc=f"{cfg.algo.name}/{cfg.env.name}")
-    if resume:
-        torch.set_rng_state(resume["torch_rng"])
     policy: HierarchicalPolicy | None = None
     summary: dict[str, float] = dict(resume["summary"]) if resume else {}
     last_ckpt = time.time()
@@ -364,6 +362,8 @@ def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
             policy.load_state_dict(resume["policy"])
             phase.load_state_dict(resume["phase"])
             evals_done = int(resume["evals_done"])
+            # Restored last: building the networks above consumed random numbers.
+            torch.set_rng_state(resume["torch_rng"])
             resume = None
         else:
             phase.start(seed=cfg.seed * 1000 + index)

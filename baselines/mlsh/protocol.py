@@ -64,33 +64,6 @@ def protocol_phases(cfg: DictConfig) -> list[PhaseSpec]:
     return phases
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-# What an algorithm-specific config value may be: kind -> (test, description for the error message).
-VALUE_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "number>0": (lambda v: _is_number(v) and v > 0, "a number > 0"),
-    "number>=0": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "probability": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-}
-
-
-def check_algo_values(algo: DictConfig, kinds: dict[str, str]) -> None:
-    """ValueError naming the first ``algo.<key>`` whose value is not of its kind (keys msol's check doesn't know)."""
-    for key, kind in kinds.items():
-        ok, valid = VALUE_KINDS[kind]
-        value = algo.get(key)
-        if not ok(value):
-            raise ValueError(f"algo.{key}={value!r}: must be {valid}")
-
-
 def episode_row(episodes: list[tuple[int, float]], slot_tasks: list[str]) -> dict[str, float]:
     """``return/mean``, ``episodes`` and ``return/<task>`` of the (slot, return) pairs finished since the last row."""
     row: dict[str, float] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from baselines.mlsh.protocol import check_algo_values, run_protocol
+from baselines.mlsh.protocol import run_protocol
 from baselines.option_critic.learner import OptionCriticPhase
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.algorithms import register_algorithm
@@ -37,6 +37,4 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
                     description="Option-Critic (A2OC, Harb et al. 2018) with the task id as input")
 def train_option_critic(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning on the training tasks, then the same network keeps learning on the transfer tasks."""
-    check_algo_values(cfg.algo, {"deliberation_cost": "number>=0", "termination_margin": "number>=0",
-                                 "entropy_coef": "number>=0", "num_options": "int>=1"})
     return run_protocol(cfg, run, make_oc_phase)

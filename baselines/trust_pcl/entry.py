@@ -44,7 +44,7 @@ def train_trust_pcl(cfg: DictConfig, run: Run) -> dict[str, float]:
 
     while trainer.env_steps < reporter.total:
         metrics, finished = trainer.iteration()
+        check_finite(f"Trust-PCL consistency loss at env step {trainer.env_steps}", torch.tensor(metrics["huber_loss"]))
         reporter.advance(trainer.env_steps, finished, metrics)
         reporter.maybe_checkpoint(state)
-        check_finite(f"Trust-PCL consistency loss at env step {trainer.env_steps}", torch.tensor(metrics["huber_loss"]))
     return reporter.finish(state)

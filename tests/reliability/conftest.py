@@ -34,7 +34,7 @@ def cli_command(*args: str) -> list[str]:
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_command(*args), cwd=cwd, env=env or cli_env(), capture_output=True, text=True,
+    return subprocess.run(cli_command(*args), check=False, cwd=cwd, env=env or cli_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -13,6 +13,7 @@ import sys
 import pytest
 from conftest import TINY, compose_cfg, run_cli
 from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from msol import train as train_module
 from msol.algorithms import available_algorithms
@@ -145,15 +146,20 @@ def _one_config_per_algorithm():
     configs = []
     for algo, spec in available_algorithms().items():
         for env in envs:
-            try:
-                cfg = compose_cfg(f"env={env}", f"algo={algo}", "logger=wandb")
-                OmegaConf.to_container(cfg, resolve=True)
-            except Exception:  # noqa: BLE001 - this env does not provide what the algorithm reads
-                continue
-            if cfg.env.get("action_space") in (None, *spec.action_spaces) and cfg.env.get("id"):
+            cfg = compose_cfg(f"env={env}", f"algo={algo}", "logger=wandb")
+            if _resolves(cfg) and cfg.env.get("action_space") in (None, *spec.action_spaces) and cfg.env.get("id"):
                 configs.append((algo, cfg))
                 break
     return configs
+
+
+def _resolves(cfg) -> bool:
+    """False when the env does not provide what the algorithm's config reads (e.g. env.hparams.num_options)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError:
+        return False
+    return True
 
 
 def _leaves(node, prefix=""):
