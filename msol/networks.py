@@ -147,9 +147,10 @@ class HierarchicalPolicy(nn.Module):
             self.intra_log_std = nn.Parameter(torch.zeros(num_slots, num_options, action_dim))
             self.prior_log_std = nn.Parameter(torch.zeros(num_options, action_dim))
         self.frozen_posteriors = False  # MSOL(frozen): q^L = p^L, q^T = p^T_θ
-        # **choice** (docs/msol.md): the prior heads read the shared features without sending gradients into them,
-        # so distilling the prior (L_P) does not compete with the RL loss for the shared encoder.
-        self.detach_prior_features = True
+        # **choice** (docs/msol.md): when True the prior heads read the shared features without sending gradients
+        # into them, so distilling the prior (L_P) does not compete with the RL loss for the shared encoder.
+        # Set per env (env.hparams.detach_prior_features): it made Moving Bandits learn and Taxi worse.
+        self.detach_prior_features = False
 
     # ------------------------------------------------------------------ protocol operations
     @torch.no_grad()

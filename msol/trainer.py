@@ -303,7 +303,7 @@ def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primiti
                               option_embedding=int(a.option_embedding),
                               learn_terminations=bool(a.get("use_terminations", True)),
                               num_primitives=num_primitives)
-    policy.detach_prior_features = bool(a.get("detach_prior_features", True))
+    policy.detach_prior_features = bool(a.get("detach_prior_features", False))
     return policy
 
 

@@ -39,19 +39,11 @@ class WandbSink:
             self._warn(f"wandb is not importable ({exc}); logging locally only")
             return
         self._wandb = wandb
-        kwargs = dict(
-            project=project,
-            group=group,
-            job_type=job_type,
-            tags=tags,
-            config=config,
-            name=name,
-            id=run_id,
-            resume="allow",
-            dir=str(run_dir),
-            reinit="finish_previous",
-            settings=wandb.Settings(init_timeout=init_timeout, silent=True),
-        )
+        kwargs = {
+            "project": project, "group": group, "job_type": job_type, "tags": tags, "config": config, "name": name,
+            "id": run_id, "resume": "allow", "dir": str(run_dir), "reinit": "finish_previous",
+            "settings": wandb.Settings(init_timeout=init_timeout, silent=True),
+        }
         try:
             self._run = wandb.init(mode=mode, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any W&B failure must not stop training

@@ -39,8 +39,10 @@ def _resume(cfg, run_dir):
 
 
 def _snapshot(run_dir):
-    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()
-            and p.name != "run.lock" and ".hydra" not in p.parts}  # Hydra rewrites its own notes on every start
+    """The run's record (Hydra's own notes, .hydra/ and train.log, are rewritten by every start and not part of it)."""
+    names = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
+    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and p.relative_to(run_dir).parts[0] in names}
 
 
 def _truncate(path):

@@ -32,19 +32,21 @@ from conftest import (
 from msol.checkpoint import load_checked
 from msol.train import train
 
-# algo -> extra overrides. Exact resume: the run's full state (networks, optimisers, env arrays, RNGs) is in the
-# checkpoint. Algorithms that restart env episodes on resume (gym/MuJoCo-backed, SB3) are not listed: see
-# docs/reliability.md.
+# algo -> (extra overrides, kills). Exact resume: the run's full state (networks, optimisers, env arrays, RNGs) is in
+# the checkpoint. The normal suite covers each code path (the MSOL trainer in its hierarchical and flat forms, the
+# shared protocol of MLSH / Option-Critic); `make test-slow` adds every other configuration of them.
 EXACT = {
-    "msol": (),
-    "msol_frozen": (),
-    "distral": (),
-    "distral_action": (),
-    "a2c": (),
-    "ppo": (),
-    "hard_options": (),
-    "mlsh": ("budget_scale=0.001", "algo.rollout_steps=50"),
-    "option_critic": (),
+    "msol": ((), 3),
+    "a2c": ((), 2),
+    "mlsh": (("budget_scale=0.001", "algo.rollout_steps=50"), 2),
+}
+EXACT_SLOW = {
+    "msol_frozen": ((), 3),
+    "distral": ((), 3),
+    "distral_action": ((), 3),
+    "ppo": ((), 3),
+    "hard_options": ((), 3),
+    "option_critic": ((), 3),
 }
 
 
@@ -110,14 +112,15 @@ def assert_equal_state(want, got, where: str) -> None:
         assert want == got or both_nan, f"{where}: {want!r} != {got!r}"
 
 
-@pytest.mark.parametrize("algo", sorted(EXACT))
+@pytest.mark.parametrize("algo", [*sorted(EXACT), *(pytest.param(a, marks=pytest.mark.slow) for a in sorted(EXACT_SLOW))])
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path, algo):
-    args = [*TINY, f"algo={algo}", *EXACT[algo]]
+    overrides, n_kills = {**EXACT, **EXACT_SLOW}[algo]
+    args = [*TINY, f"algo={algo}", *overrides]
     full = tmp_path / "full"
     train(compose_cfg(*args, f"run_dir={full}"))
     total = len(metric_rows(full))
     rng = random.Random(f"kill points {algo}")
-    kills = sorted(rng.sample(range(2, total - 1), 3))
+    kills = sorted(rng.sample(range(2, total - 1), n_kills))
     cut = tmp_path / "cut"
     kill_resume_chain(args, cut, kills, cwd=tmp_path)
     assert_same_run(full, cut)
@@ -137,6 +140,7 @@ RESUMABLE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", [
     "trust_pcl", "trpo",
     pytest.param("sb3_ppo", marks=pytest.mark.xfail(strict=True, reason=(

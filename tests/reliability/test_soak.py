@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_cfg, metric_rows
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from msol.train import train
@@ -121,6 +121,7 @@ CONFIGS = st.one_of(hierarchy_config(), baseline_config(), single_env_config(), 
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(overrides=CONFIGS, seed=st.integers(0, 2**16), checkpoint_interval=_log_floats(1e-4, 10))
 def test_random_valid_configs_run_without_crash_or_nan(overrides, seed, checkpoint_interval):
+    event(overrides[0])  # `--hypothesis-show-statistics` lists how often each algorithm ran
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         cfg = compose_cfg(*overrides, f"seed={seed}", f"checkpoint_interval_s={checkpoint_interval}",
