@@ -78,7 +78,7 @@ RULES: dict[str, Rule] = {
         "clip_range",
     ), _NON_NEGATIVE),
     **dict.fromkeys((
-        "alpha", "gamma", "gae_lambda", "ppo_clip", "rmsprop_alpha", "epsilon", "tau_gae", "random_sub_prob",
+        "gamma", "gae_lambda", "ppo_clip", "rmsprop_alpha", "epsilon", "tau_gae", "random_sub_prob",
         "prior_lag", "lambda_smoothing", "line_search_shrinking_factor", "disjoint_prob", "exploration_fraction",
         "exploration_final_eps",
     ), _PROBABILITY),
@@ -87,6 +87,8 @@ RULES: dict[str, Rule] = {
         "normalize_advantage", "stagger_slots", "primitive_options",
     ), _BOOL),
     "max_divergence": _optional(_POSITIVE),
+    # the fixed termination prior p(b=1) = 1 - alpha enters a log: 0 and 1 are excluded
+    "alpha": (lambda v: _is_number(v) and 0 < v < 1, "must be a probability in (0, 1), ends excluded"),
     "K": (lambda v: _is_int(v) and v >= 3, "must be an integer >= 3 (ESS levels; the start-state sampler needs 3)"),
     "entropy_action": _optional(_NON_NEGATIVE),
     "attacker": _choice("mixture", "optimal", "disjoint_support", "level_split", "random_level", "random_split"),
@@ -132,6 +134,7 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None
     if first:
         raise ConfigError(first)
     problems: dict[str, str] = {}
+    default_values = _default_values(defaults)
     aliases: dict[str, str] = {}  # path -> path it is a plain ``${...}`` reference to
     missing: dict[str, list[str]] = {}  # referenced key that does not exist -> keys referring to it
     for path, value, error in _leaves(cfg):
@@ -141,7 +144,7 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None
         if isinstance(value, _Alias):
             aliases[path] = value.target
             value = value.value
-        problem = error or _check_value(path, value, _default_of(defaults, path))
+        problem = error or _check_value(path, value, default_values.get(path, _NO_DEFAULT))
         if problem:
             problems[path] = problem
     # A bad value reported at its source is not repeated at every key that merely refers to it.
@@ -206,14 +209,25 @@ def _resolution_problem(path: str, raw: Any, exc: Exception) -> str:
     return f"{path}={raw}: cannot be resolved ({detail})"
 
 
-def _default_of(defaults: DictConfig | None, path: str) -> Any:
+def _default_values(defaults: DictConfig | None) -> dict[str, Any]:
+    """Leaf path -> default value (empty when there are no defaults or they do not resolve: no type checks)."""
     if defaults is None:
-        return _NO_DEFAULT
+        return {}
     try:
-        node = OmegaConf.select(defaults, path, default=_NO_DEFAULT, throw_on_resolution_failure=False)
-    except Exception:  # noqa: BLE001 - no usable default: the type check is skipped
-        return _NO_DEFAULT
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+        container = OmegaConf.to_container(defaults, resolve=True)
+    except Exception:  # noqa: BLE001 - e.g. defaults of an env/algo pair that cannot run: reported elsewhere
+        return {}
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(container, "")
+    return flat
 
 
 _NO_DEFAULT = object()

@@ -73,6 +73,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         sys.exit(3)
     except (ValueError, TypeError) as exc:
         # Bad input found by an algorithm's own checks (the codebase's convention for them): one line + where.
+        # HYDRA_FULL_ERROR=1 (Hydra's switch for full reports) shows the traceback instead.
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
         _fail(f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__} "
               f"(raised at {Path(where.filename).name}:{where.lineno})")

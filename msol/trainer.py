@@ -147,6 +147,7 @@ class MSOLPhase:
         st, greedy = self.storage, bool(self.a.greedy_options) and self.policy.frozen_posteriors
         for t in range(self.n_steps):
             x = self._input(self.obs, self.prev_action)
+            check_finite("observations", x)  # before the networks turn it into an opaque sampling error
             st.obs[t] = x  # stored before stepping: envs may recycle their observation buffers
             step = act(self.policy, x, self.z_prev, self.first, self.slot, greedy_options=greedy)
             out = self.env.step(step.action.numpy())
@@ -173,7 +174,6 @@ class MSOLPhase:
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
-        check_finite("observations", self.storage.obs)
         fixed_prior = None if self.transfer else 1.0 - float(self.a.alpha)
         distill = self.spec.name == "options"
         last_value = value_after(self.policy, self._input(self.obs, self.prev_action), self.z_prev, self.slot)

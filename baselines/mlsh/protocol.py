@@ -127,7 +127,8 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[s
     log_every = max(1, int(cfg.logger.log_interval_frames_per_task * cfg.budget_scale))
     eval_every = max(1, int(cfg.eval.interval_frames_per_task * cfg.budget_scale))
     learner: PhaseLearner | None = None
-    summary: dict[str, float] = {}
+    # The summary is part of the state: a run resumed in transfer must still report its option-learning results.
+    summary: dict[str, float] = dict(resume.get("summary", {})) if resume else {}
     last_ckpt = time.time()
     for index, spec in enumerate(phases):
         if index < start_phase:
@@ -167,9 +168,9 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[s
                 run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
                 # Only right after a row: the checkpoint then holds no half-accumulated statistics.
                 if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s) and not finished:
-                    _checkpoint(run, index, learner)
+                    _checkpoint(run, index, learner, summary)
                     last_ckpt = time.time()
-        _checkpoint(run, index, learner)  # phase end: always
+        _checkpoint(run, index, learner, summary)  # phase end: always
         run.save_checkpoint({"model": learner.model.state_dict()}, name=spec.name)
         global_offset += spec.frames_per_task
         env.close()
@@ -178,6 +179,7 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[s
     return summary
 
 
-def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner) -> None:
+def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner, summary: dict[str, float]) -> None:
     run.save_checkpoint({"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(),
-                         "torch_rng": torch.get_rng_state(), "wall_time_s": run.elapsed()})
+                         "torch_rng": torch.get_rng_state(), "summary": dict(summary),
+                         "wall_time_s": run.elapsed()})

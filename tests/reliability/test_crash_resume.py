@@ -38,7 +38,7 @@ from msol.train import train
 EXACT = {
     "msol": ((), 3),
     "a2c": ((), 2),
-    "mlsh": (("budget_scale=0.001", "algo.rollout_steps=50"), 2),
+    "mlsh": (("budget_scale=0.001", "algo.rollout_steps=50", "env.hparams.eval_interval_frames_per_task=500000"), 2),
 }
 EXACT_SLOW = {
     "msol_frozen": ((), 3),
@@ -143,9 +143,10 @@ RESUMABLE = {
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", [
     "trust_pcl", "trpo",
-    pytest.param("sb3_ppo", marks=pytest.mark.xfail(strict=True, reason=(
+    pytest.param("sb3_ppo", marks=pytest.mark.xfail(strict=False, reason=(
         "baselines/ess: after a resume SB3's learn(remaining) rounds up to whole rollouts, so the resumed run "
-        "trains past the budget (final row at 2096 instead of 2000 frames)"))),
+        "can train past the budget (seen: final row at 2096 instead of 2000 frames), depending on where the kill "
+        "lands"))),
 ])
 def test_sigkill_then_resume_completes_the_run(tmp_path, algo):
     args = [f"algo={algo}", *RESUMABLE[algo]]

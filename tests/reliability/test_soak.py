@@ -50,7 +50,7 @@ def hierarchy_config(draw) -> list[str]:
         f"env.hparams.option_embedding={draw(st.integers(1, 16))}",
         f"env.hparams.num_slots={draw(st.integers(1, 3))}", f"env.hparams.envs_per_slot={envs_per_slot}",
         f"env.hparams.n_steps={n_steps}", f"env.hparams.lr={draw(_log_floats(1e-4, 3e-2))}",
-        f"env.hparams.gamma={draw(_floats(0.5, 0.999))}", f"env.hparams.alpha={draw(_floats(0.5, 1.0))}",
+        f"env.hparams.gamma={draw(_floats(0.5, 0.999))}", f"env.hparams.alpha={draw(_floats(0.5, 0.999))}",
         f"env.hparams.beta_start={draw(_floats(0, 0.5))}", f"env.hparams.beta_end={draw(_floats(0, 0.5))}",
         f"env.hparams.entropy_start={draw(_floats(0, 0.2))}", f"env.hparams.entropy_end={draw(_floats(0, 0.2))}",
         f"env.hparams.entropy_transfer={draw(_floats(0, 0.2))}",
