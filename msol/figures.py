@@ -34,6 +34,9 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
     cells, obs, shape, walls = grid  # cells: [(x, y)], obs: [C, obs_dim] (passenger in taxi / not), walls mask
     slots = list(range(min(policy.num_slots, 12)))
     obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
+    if pad > 0:  # the policy also reads the previous action (DISTRAL(+action)): none, all zeros
+        obs_t = torch.cat([obs_t, torch.zeros(obs_t.shape[0], pad)], dim=1)
     fig, axes = plt.subplots(2, len(slots), figsize=(2.2 * len(slots), 4.6), squeeze=False)
     for col, slot in enumerate(slots):
         s = torch.full((obs_t.shape[0],), slot, dtype=torch.long)

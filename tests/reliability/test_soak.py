@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_cfg, metric_rows
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from msol.train import train
@@ -121,8 +121,10 @@ RUNS_PER_ALGORITHM = 7  # x 15 algorithms = 105 runs
 def test_random_valid_configs_run_without_crash_or_nan(algo):
     """Every algorithm gets the same share of the runs (a hypothesis strategy choosing it would not guarantee it)."""
 
+    # No shrinking: each step of it is a training run; the failing config is printed as drawn.
     @settings(max_examples=RUNS_PER_ALGORITHM, deadline=None, derandomize=True, database=None, print_blob=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow,
+                                                                            HealthCheck.data_too_large])
     @given(overrides=FAMILIES[algo](algo), seed=st.integers(0, 2**16), checkpoint_interval=_log_floats(1e-4, 10))
     def runs_without_crash_or_nan(overrides, seed, checkpoint_interval):
         event(overrides[1])  # `--hypothesis-show-statistics` lists the envs it ran on
