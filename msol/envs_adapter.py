@@ -28,6 +28,19 @@ class StepOut:
     final_obs: np.ndarray | None              # rows valid where ``terminated | truncated``
     episode_returns: list[tuple[int, float]]  # (env index, undiscounted return) of episodes that just ended
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(reward, terminated, truncated)`` as float32 tensors, the form rollout storages keep."""
+        return (torch.as_tensor(self.reward, dtype=torch.float32),
+                torch.as_tensor(self.terminated, dtype=torch.float32),
+                torch.as_tensor(self.truncated, dtype=torch.float32))
+
+    def truncated_final_obs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(env indices, their final observations)`` of time-limit cuts (to bootstrap from), or ``None``."""
+        if not self.truncated.any():
+            return None
+        idx = np.flatnonzero(self.truncated)
+        return torch.as_tensor(idx), torch.as_tensor(self.final_obs[idx], dtype=torch.float32)
+
 
 def resolve_tasks(spec: Any, all_tasks: Sequence[str]) -> list[str]:
     """``"all"`` or a list of task names -> validated list of names."""

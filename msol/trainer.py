@@ -24,7 +24,12 @@ from msol.evaluation import evaluate_slots
 from msol.figures import plot_options
 from msol.inputs import policy_input
 from msol.losses import (
-    evaluate, gae_advantages, msol_a2c_loss, msol_ppo_loss, nstep_returns, regularized_reward,
+    evaluate,
+    gae_advantages,
+    msol_a2c_loss,
+    msol_ppo_loss,
+    nstep_returns,
+    regularized_reward,
 )
 from msol.networks import HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
@@ -154,13 +159,10 @@ class MSOLPhase:
             st.z_prev[t], st.z[t], st.b[t] = self.z_prev, step.z, step.b.float()
             st.action[t], st.first[t], st.z_hat_switch[t] = step.action, self.first, step.z_hat_switch
             st.old_logp[t], st.old_value[t] = step.logp, step.value
-            st.reward[t] = torch.as_tensor(out.reward, dtype=torch.float32)
-            st.terminated[t] = torch.as_tensor(out.terminated, dtype=torch.float32)
-            st.truncated[t] = torch.as_tensor(out.truncated, dtype=torch.float32)
+            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors()
             st.bootstrap[t] = 0.0
-            if out.truncated.any():
-                idx = torch.as_tensor(np.flatnonzero(out.truncated))
-                final = torch.as_tensor(out.final_obs[idx.numpy()], dtype=torch.float32)
+            if (cut := out.truncated_final_obs()) is not None:
+                idx, final = cut
                 final = self._input(final, step.action[idx]) if self.observe_prev_action else final
                 st.bootstrap[t, idx] = value_after(self.policy, final, step.z[idx], self.slot[idx])
             for env_index, ret in out.episode_returns:

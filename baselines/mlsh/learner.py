@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -132,13 +131,10 @@ class MLSHPhase:
             st.sub_logp[t], st.sub_value[t] = step.sub_logp, step.sub_value
             st.master_logp[t], st.master_value[t] = step.master_logp, step.master_value
             out = self.env.step(step.action.numpy())
-            st.reward[t] = torch.as_tensor(out.reward, dtype=torch.float32)
-            st.terminated[t] = torch.as_tensor(out.terminated, dtype=torch.float32)
-            st.truncated[t] = torch.as_tensor(out.truncated, dtype=torch.float32)
+            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors()
             st.sub_bootstrap[t], st.master_bootstrap[t] = 0.0, 0.0
-            if out.truncated.any():
-                idx = torch.as_tensor(np.flatnonzero(out.truncated))
-                final = torch.as_tensor(out.final_obs[idx.numpy()], dtype=torch.float32)
+            if (cut := out.truncated_final_obs()) is not None:
+                idx, final = cut
                 with torch.no_grad():
                     st.sub_bootstrap[t, idx] = self.model.sub(final, step.z[idx])[1]
                     st.master_bootstrap[t, idx] = self.model.master(final, self.slot[idx])[1]

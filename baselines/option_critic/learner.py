@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -100,13 +99,10 @@ class OptionCriticPhase:
             option, action, switched = oc_step(self.model, self.obs, self.task, self.option, self.first, a.epsilon)
             st.obs[t], st.option[t], st.action[t], st.switched[t] = self.obs, option, action, switched
             out = self.env.step(action.numpy())
-            st.reward[t] = torch.as_tensor(out.reward, dtype=torch.float32)
-            st.terminated[t] = torch.as_tensor(out.terminated, dtype=torch.float32)
-            st.truncated[t] = torch.as_tensor(out.truncated, dtype=torch.float32)
+            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors()
             st.bootstrap[t] = 0.0
-            if out.truncated.any():
-                idx = torch.as_tensor(np.flatnonzero(out.truncated))
-                final = torch.as_tensor(out.final_obs[idx.numpy()], dtype=torch.float32)
+            if (cut := out.truncated_final_obs()) is not None:
+                idx, final = cut
                 with torch.no_grad():
                     st.bootstrap[t, idx] = arrival_value(self.model(final, self.task[idx]), option[idx], a.epsilon)
             for env_index, ret in out.episode_returns:
