@@ -30,9 +30,9 @@ def act(
     ``greedy_options`` takes the argmax of termination and intra-option policies (the authors' code does this with
     frozen options); the master always samples.
     """
-    h, h_prior = policy.trunk(obs)
-    f_prev, f_prev_prior = policy.option_features(h, h_prior, z_prev)
-    term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot, z_prev)
+    trunk = policy.trunk(obs)
+    f_prev, f_prev_prior = policy.option_features(trunk, z_prev)
+    term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot, z_prev, with_prior=False)
     q_T = Categorical(logits=term_logits)
     if policy.learn_terminations:
         b = term_logits.argmax(-1) if greedy_options else q_T.sample()
@@ -40,12 +40,12 @@ def act(
     else:
         b = first.long()
 
-    q_H = Categorical(logits=policy.master_logits(h, slot))
+    q_H = Categorical(logits=policy.master_logits(trunk.h, slot))
     z_new = q_H.sample()
     z = torch.where(b == 1, z_new, z_prev)
 
-    f, f_prior = policy.option_features_after_switch(h, h_prior, f_prev, f_prev_prior, z_prev, z)
-    q_L, _ = policy.action_dists(f, f_prior, slot, z)
+    f, f_prior = policy.option_features(trunk, z)
+    q_L, _ = policy.action_dists(f, f_prior, slot, z, with_prior=False)
     if greedy_options:
         action = q_L.mean if policy.continuous else q_L.logits.argmax(-1)
     else:
@@ -60,5 +60,5 @@ def act(
 @torch.no_grad()
 def value_after(policy: HierarchicalPolicy, obs: torch.Tensor, z: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
     """``V(s, z)`` where ``z`` is the option in force when ``s`` was reached (bootstrap values)."""
-    h, _ = policy.trunk(obs)
-    return policy.value_of(policy.encoder.with_option(h, z), slot)
+    f, _ = policy.option_features(policy.trunk(obs), z)
+    return policy.value_of(f, slot)

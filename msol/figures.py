@@ -40,10 +40,10 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
     fig, axes = plt.subplots(2, len(slots), figsize=(2.2 * len(slots), 4.6), squeeze=False)
     for col, slot in enumerate(slots):
         s = torch.full((obs_t.shape[0],), slot, dtype=torch.long)
-        h, h_prior = policy.trunk(obs_t)
-        choice = policy.master_logits(h, s).argmax(-1).numpy()
+        trunk = policy.trunk(obs_t)
+        choice = policy.master_logits(trunk.h, s).argmax(-1).numpy()
         # termination probability of the option the master would pick: where does that option end?
-        f, fp = policy.option_features(h, h_prior, torch.as_tensor(choice))
+        f, fp = policy.option_features(trunk, torch.as_tensor(choice))
         term, _ = policy.termination_logits(f, fp, s)
         p_term = term.softmax(-1)[:, 1].numpy()
         for row, passenger in enumerate((False, True)):

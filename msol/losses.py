@@ -41,12 +41,12 @@ def evaluate(
     ``fixed_termination_prior`` is ``p^T(b=1) = 1 − α`` during option learning; ``None`` after transfer, when the
     learned (now frozen) ``p^T_θ`` is the prior in the reward.
     """
-    h, h_prior = policy.trunk(batch.obs)
-    f_prev, f_prev_prior = policy.option_features(h, h_prior, batch.z_prev)
-    f_cur, f_cur_prior = policy.option_features_after_switch(h, h_prior, f_prev, f_prev_prior, batch.z_prev, batch.z)
+    trunk = policy.trunk(batch.obs)
+    f_prev, f_prev_prior = policy.option_features(trunk, batch.z_prev)
+    f_cur, f_cur_prior = policy.option_features(trunk, batch.z)
 
     q_L, p_L = policy.action_dists(f_cur, f_cur_prior, slot, batch.z)
-    q_H = Categorical(logits=policy.master_logits(h, slot))
+    q_H = Categorical(logits=policy.master_logits(trunk.h, slot))
     term_logits, prior_term_logits = policy.termination_logits(f_prev, f_prev_prior, slot, batch.z_prev)
     q_T = Categorical(logits=term_logits)
     p_T_learned = Categorical(logits=prior_term_logits)

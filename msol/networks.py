@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -52,12 +53,46 @@ class OptionEncoder(nn.Module):
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         return self.trunk(obs)
 
+    def option_input(self, h: torch.Tensor) -> torch.Tensor:
+        """The state part of the option layer, ``W_h h + b``: the same for every option, so computed once."""
+        return F.linear(h, self.option_layer.weight[:, : self.trunk_dim], self.option_layer.bias)
+
+    def option_table(self) -> torch.Tensor:
+        """The option part of the option layer for each option index, ``[m + 1, F]``.
+
+        ``W_z Embed(onehot z)`` only depends on ``z``, so ``f(h, z) = ReLU(W_h h + b + table[z])`` equals the
+        concatenation form exactly while costing one add per row instead of a wide matmul per option.
+        Row ``m`` is for primitive actions offered to the master: no one-hot, only the embedding's bias.
+        """
+        weight = self.option_embed.weight.t()  # [m, E]: the embedding of each one-hot
+        embed = torch.cat([weight, weight.new_zeros(1, weight.shape[1])])
+        return F.linear(embed + self.option_embed.bias, self.option_layer.weight[:, self.trunk_dim:])
+
     def with_option(self, h: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
         """``f(h, z)`` for a batch of option indices ``option`` (long, shape ``[B]``)."""
-        # Primitive actions offered to the master (indices >= num_options) have no option embedding: all zeros.
-        z = F.one_hot(option, max(self.num_options, int(option.max()) + 1 if option.numel() else 0))
-        z = z[:, : self.num_options].to(h.dtype)
-        return F.relu(self.option_layer(torch.cat([h, self.option_embed(z)], dim=-1)))
+        return option_features(self.option_input(h), self.option_table(), option)
+
+
+def option_features(pre: torch.Tensor, table: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
+    """``f(h, z) = ReLU(pre + table[z])``; indices beyond the options (primitives) share the last row."""
+    return F.relu(pre + table[option.clamp(max=table.shape[0] - 1)])
+
+
+class Trunk(NamedTuple):
+    """Everything the heads need from one batch of observations, computed once per forward.
+
+    ``prior`` holds the same for the frozen prior encoder after transfer (``None`` while they share one).
+    """
+
+    h: torch.Tensor       # trunk features: the master's input
+    pre: torch.Tensor     # W_h h + b of the option layer
+    table: torch.Tensor   # [m + 1, F] option part of the option layer
+    prior: Trunk | None = None
+
+    @classmethod
+    def of(cls, encoder: OptionEncoder, obs: torch.Tensor, prior: Trunk | None = None) -> Trunk:
+        h = encoder.features(obs)
+        return cls(h, encoder.option_input(h), encoder.option_table(), prior)
 
 
 class SlotLinear(nn.Module):
@@ -183,36 +218,15 @@ class HierarchicalPolicy(nn.Module):
                 self.intra_log_std.requires_grad_(False)
 
     # ------------------------------------------------------------------ distributions
-    def trunk(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Posterior trunk features, and the frozen prior trunk's (``None`` while they share one encoder)."""
-        h = self.encoder.features(obs)
-        h_prior = self.prior_encoder.features(obs) if self.prior_encoder is not None else None
-        return h, h_prior
+    def trunk(self, obs: torch.Tensor) -> Trunk:
+        """Posterior trunk features (and, after transfer, the frozen prior trunk's) for ``obs``."""
+        prior = Trunk.of(self.prior_encoder, obs) if self.prior_encoder is not None else None
+        return Trunk.of(self.encoder, obs, prior)
 
-    def option_features(
-        self, h: torch.Tensor, h_prior: torch.Tensor | None, option: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.encoder.with_option(h, option)
-        f_prior = f if h_prior is None else self.prior_encoder.with_option(h_prior, option)
-        return f, f_prior
-
-    def option_features_after_switch(
-        self, h: torch.Tensor, h_prior: torch.Tensor | None, f_prev: torch.Tensor, f_prev_prior: torch.Tensor,
-        z_prev: torch.Tensor, z: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``f(h, z_t)`` given ``f(h, z_{t-1})``: only rows whose option changed are recomputed.
-
-        Options mostly continue (that is their point), so this skips most of the widest layer's work.
-        """
-        changed = (z != z_prev).nonzero().squeeze(-1)
-        if changed.numel() == 0:
-            return f_prev, f_prev_prior
-        if changed.numel() == z.numel():
-            return self.option_features(h, h_prior, z)
-        f_new, f_new_prior = self.option_features(h[changed], None if h_prior is None else h_prior[changed],
-                                                  z[changed])
-        f = f_prev.index_put((changed,), f_new)
-        f_prior = f if h_prior is None else f_prev_prior.index_put((changed,), f_new_prior)
+    def option_features(self, trunk: Trunk, option: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(posterior, prior) option-conditioned features ``f(h, z)`` for option indices ``option``."""
+        f = option_features(trunk.pre, trunk.table, option)
+        f_prior = f if trunk.prior is None else option_features(trunk.prior.pre, trunk.prior.table, option)
         return f, f_prior
 
     def _prior_input(self, features: torch.Tensor) -> torch.Tensor:
@@ -222,36 +236,45 @@ class HierarchicalPolicy(nn.Module):
         return self.master(h, slot)
 
     def termination_logits(
-        self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor, z_prev: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(posterior q^T logits, learned prior p^T_θ logits) at ``(s_t, z_{t-1})``."""
-        prior = self.prior_termination(self._prior_input(f_prev_prior))
+        self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor, z_prev: torch.Tensor | None = None,
+        *, with_prior: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(posterior q^T logits, learned prior p^T_θ logits) at ``(s_t, z_{t-1})``.
+
+        ``with_prior=False`` skips the prior head (acting needs only the posterior) and returns ``None`` for it.
+        """
+        prior = self.prior_termination(self._prior_input(f_prev_prior)) \
+            if with_prior or self.frozen_posteriors else None
         post = prior if self.frozen_posteriors else self.termination(f_prev, slot)
         if self.num_primitives and z_prev is not None:
             primitive = (z_prev >= self.num_options).unsqueeze(-1)
-            always_end = torch.tensor([_NEVER, 0.0], dtype=prior.dtype)
-            prior, post = torch.where(primitive, always_end, prior), torch.where(primitive, always_end, post)
-        return post, prior
+            always_end = torch.tensor([_NEVER, 0.0], dtype=post.dtype)
+            post = torch.where(primitive, always_end, post)
+            prior = None if prior is None else torch.where(primitive, always_end, prior)
+        return post, prior if with_prior else None
 
     def value_of(self, f_prev: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
         return self.value(f_prev, slot).squeeze(-1)
 
     def action_dists(
-        self, f: torch.Tensor, f_prior: torch.Tensor, slot: torch.Tensor, option: torch.Tensor
-    ) -> tuple[torch.distributions.Distribution, torch.distributions.Distribution]:
-        """(posterior q^L, prior p^L_θ) at ``(s_t, z_t)``."""
-        prior_out = self.prior_intra(self._prior_input(f_prior))
+        self, f: torch.Tensor, f_prior: torch.Tensor, slot: torch.Tensor, option: torch.Tensor,
+        *, with_prior: bool = True,
+    ) -> tuple[torch.distributions.Distribution, torch.distributions.Distribution | None]:
+        """(posterior q^L, prior p^L_θ) at ``(s_t, z_t)``; ``with_prior=False`` returns ``None`` for the prior."""
+        need_prior = with_prior or self.frozen_posteriors
+        prior_out = self.prior_intra(self._prior_input(f_prior)) if need_prior else None
         post_out = prior_out if self.frozen_posteriors else self.intra(f, slot)
         if self.num_primitives:
-            primitive = option >= self.num_options
+            primitive = (option >= self.num_options).unsqueeze(-1)
             chosen = F.one_hot((option - self.num_options).clamp(min=0), self.action_dim).bool()
-            forced = torch.where(chosen, 0.0, _NEVER).to(prior_out.dtype)
-            prior_out = torch.where(primitive.unsqueeze(-1), forced, prior_out)
-            post_out = torch.where(primitive.unsqueeze(-1), forced, post_out)
+            forced = torch.where(chosen, 0.0, _NEVER).to(post_out.dtype)
+            post_out = torch.where(primitive, forced, post_out)
+            prior_out = None if prior_out is None else torch.where(primitive, forced, prior_out)
         if not self.continuous:
             return (torch.distributions.Categorical(logits=post_out),
-                    torch.distributions.Categorical(logits=prior_out))
+                    torch.distributions.Categorical(logits=prior_out) if with_prior else None)
         prior_std = self.prior_log_std[option].exp()
         post_std = prior_std if self.frozen_posteriors else self.intra_log_std[slot, option].exp()
         return (torch.distributions.Independent(torch.distributions.Normal(post_out, post_std), 1),
-                torch.distributions.Independent(torch.distributions.Normal(prior_out, prior_std), 1))
+                torch.distributions.Independent(torch.distributions.Normal(prior_out, prior_std), 1)
+                if with_prior else None)

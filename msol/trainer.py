@@ -103,9 +103,10 @@ class MSOLPhase:
         self.storage = Rollout.allocate(self.n_steps, self.num_envs, input_dim, env.action_shape, self.continuous)
         params = [p for p in policy.parameters() if p.requires_grad]
         if self.a.optimizer == "rmsprop":
-            self.optimizer = torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps)
+            self.optimizer = torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps,
+                                                 foreach=True)
         elif self.a.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps)
+            self.optimizer = torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps, foreach=True)
         else:
             raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
         # Per-slot parameters (first dim = slot): zeroed in the optimizer state when their slot is reset.

@@ -69,15 +69,13 @@ def test_transfer_starts_posteriors_at_priors_and_freezes_priors():
     obs = torch.randn(6, 5)
     slot = torch.tensor([0, 1, 0, 1, 0, 1])
     z = torch.randint(3, (6,))
-    h, hp = policy.trunk(obs)
-    f, fp = policy.option_features(h, hp, z)
+    f, fp = policy.option_features(policy.trunk(obs), z)
     q_L, p_L = policy.action_dists(f, fp, slot, z)
     assert torch.allclose(q_L.logits, p_L.logits, atol=1e-6)
     q_T, p_T = policy.termination_logits(f, fp, slot)
     assert torch.allclose(q_T, p_T, atol=1e-6)
     # the priors equal the source's learned priors, and receive no gradient
-    hs, _ = source.trunk(obs)
-    fs = source.encoder.with_option(hs, z)
+    fs = source.encoder.with_option(source.encoder.features(obs), z)
     assert torch.allclose(source.prior_intra(fs).log_softmax(-1), p_L.logits, atol=1e-6)
     frozen = [p for n, p in policy.named_parameters() if n.startswith(("prior_", "prior_encoder"))]
     assert frozen and not any(p.requires_grad for p in frozen)
@@ -107,18 +105,21 @@ def test_continuous_policy_gives_gaussian_actions():
     assert torch.isfinite(step.logp).all()
 
 
-def test_features_after_switch_equal_full_recomputation():
+def test_option_table_equals_concatenated_embedding_layer():
+    """f(h, z) = ReLU(W [h, Embed(onehot z)]): the precomputed per-option table must give exactly that."""
     policy = _policy()
+    enc = policy.encoder
+    with torch.no_grad():
+        enc.option_embed.bias.normal_()  # a non-zero bias: primitives (no one-hot) then differ from zero input
     obs = torch.randn(8, 5)
-    z_prev = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    z = torch.tensor([0, 2, 2, 1, 1, 0, 0, 1])
-    h, hp = policy.trunk(obs)
-    f_prev, fp_prev = policy.option_features(h, hp, z_prev)
-    f, fp = policy.option_features_after_switch(h, hp, f_prev, fp_prev, z_prev, z)
-    f_full, _ = policy.option_features(h, hp, z)
-    assert torch.allclose(f, f_full, atol=1e-6)
-    f.sum().backward()  # gradients flow through both the kept and the recomputed rows
-    assert policy.encoder.option_layer.weight.grad is not None
+    z = torch.tensor([0, 1, 2, 0, 1, 2, 3, 5])  # 3 and 5: primitive actions beyond the 3 options
+    h = enc.features(obs)
+    onehot = torch.nn.functional.one_hot(z, 6)[:, :3].float()
+    expected = torch.relu(enc.option_layer(torch.cat([h, enc.option_embed(onehot)], dim=-1)))
+    f, fp = policy.option_features(policy.trunk(obs), z)
+    assert torch.allclose(f, expected, atol=1e-5) and fp is f
+    f.sum().backward()  # gradients reach both parts of the option layer and the embedding
+    assert enc.option_layer.weight.grad.abs().sum() > 0 and enc.option_embed.weight.grad.abs().sum() > 0
 
 
 def test_primitive_options_act_once_then_terminate():

@@ -1,0 +1,58 @@
+"""Launch `python -m msol.train` runs as subprocesses, a few at a time, resuming or skipping finished ones.
+
+Learning benchmarks are long; they are restartable: a run directory with `summary.json` is read instead of
+re-run, one with a checkpoint is resumed (`resume=<dir>`), so killing and re-starting a benchmark loses no work.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TrainJob:
+    """One `msol.train` run: its run directory and the Hydra overrides (without `run_dir`/`resume`)."""
+
+    run_dir: Path
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return (self.run_dir / "summary.json").exists()
+
+    def start(self, nice: int = 0) -> subprocess.Popen:
+        where = f"resume={self.run_dir}" if (self.run_dir / "checkpoints" / "latest.pt").exists() \
+            else f"run_dir={self.run_dir}"
+        args = [sys.executable, "-m", "msol.train", *self.overrides, where, "logger.progress_bar=false"]
+        if nice:
+            args = ["nice", "-n", str(nice), *args]
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir.parent / f"{self.run_dir.name}.log", "a")
+        return subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_all(jobs: list[TrainJob], parallel: int, nice: int = 0, poll_s: float = 5.0) -> list[TrainJob]:
+    """Run the unfinished jobs, `parallel` at a time; return the jobs that failed (their logs say why)."""
+    pending = [j for j in jobs if not j.finished]
+    running: list[tuple[TrainJob, subprocess.Popen]] = []
+    failed: list[TrainJob] = []
+    while pending or running:
+        while pending and len(running) < parallel:
+            job = pending.pop(0)
+            running.append((job, job.start(nice)))
+        for job, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((job, proc))
+                if proc.returncode != 0:
+                    failed.append(job)
+                    print(f"FAILED (exit {proc.returncode}): {job.run_dir}", flush=True)
+                else:
+                    print(f"done: {job.run_dir}", flush=True)
+        time.sleep(poll_s)
+    return failed
