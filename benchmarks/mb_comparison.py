@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from benchmarks._runs import ROOT, TrainJob, run_all  # noqa: E402
+from benchmarks._runs import ROOT, TrainJob, run_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 FIGURE = ROOT / "docs" / "figures" / "mb_comparison.png"

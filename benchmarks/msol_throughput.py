@@ -22,7 +22,8 @@ from hydra import compose, initialize_config_module
 
 import envs  # noqa: F401
 from msol.envs_adapter import make_env
-from msol.trainer import MSOLPhase, PhaseSpec, _make_policy
+from msol.protocol import PhaseSpec
+from msol.trainer import MSOLPhase, _make_policy
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"

@@ -29,7 +29,7 @@ def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, s
         if policy.encoder.trunk[0].in_features != obs_t.shape[1]:  # previous-action input: none at this probe
             pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
             obs_t = torch.cat([obs_t, torch.zeros(obs_t.shape[0], pad)], dim=1)
-        f, f_prior = policy.option_features(policy.trunk(obs_t), option)
+        _, f_prior = policy.option_features(policy.trunk(obs_t), option)
         logits = policy.prior_intra(f_prior)
         pos = pos + MOVES[logits.argmax(-1).numpy()].reshape(m, layouts, 2)
         paths.append(pos.copy())

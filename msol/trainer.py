@@ -1,15 +1,14 @@
 """MSOL training: option learning on the training tasks, then transfer (spec/msol.md, "Protocol").
 
 ``MSOLPhase`` follows stable-baselines3's split: the policy (``msol.networks``) acts, ``collect`` fills a
-``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.losses``. ``train_msol`` chains
-the phases, logs, evaluates and checkpoints; it is registered as ``algo=msol`` and ``algo=msol_frozen``.
-Frames are counted per task slot ("frames per task") everywhere.
+``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.losses``. It is the
+:class:`msol.protocol.PhaseLearner` of MSOL and of the baselines that are special cases of the hierarchy;
+``msol.protocol.run_protocol`` chains the phases, logs, evaluates and checkpoints. Frames are counted per task
+slot ("frames per task") everywhere.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from msol.acting import act, value_after
 from msol.algorithms import register_algorithm
-from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
+from msol.envs_adapter import MultitaskEnv
 from msol.evaluation import evaluate_slots
 from msol.figures import plot_options
 from msol.inputs import policy_input
@@ -34,53 +33,10 @@ from msol.losses import (
 from msol.networks import HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
 from msol.option_probe import same_goal_fraction
+from msol.protocol import PhaseSpec, build_phases, episode_row, mean_stats, run_protocol, task_names
 from msol.run import Run
 from msol.schedules import beta_schedule, linear
 from msol.storage import Rollout
-
-
-@dataclass
-class PhaseSpec:
-    """What one phase of the protocol runs on."""
-
-    name: str                 # "options", "transfer", or "scratch" (a fresh learner on the transfer tasks)
-    tasks: list[str]          # task pool the slots draw from
-    mode: str                 # start distribution of the training envs
-    num_slots: int
-    frames_per_task: int
-    slot_reset_frames: int | None  # regular task-slot resets (option learning only)
-    slot_tasks: list[str]     # initial task of each slot
-
-
-def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
-    """The option-learning and transfer phases of ``cfg`` (``algo.phases`` picks which run)."""
-    a, e, scale = cfg.algo, cfg.env, float(cfg.budget_scale)
-    rng = np.random.default_rng(cfg.seed + 7919)
-    phases = []
-    for name in a.phases:
-        if name == "options":
-            tasks = resolve_tasks(e.train_tasks, all_tasks)
-            n = int(a.num_slots)
-            slot_tasks = _spread_tasks(tasks, n, rng)
-            phases.append(PhaseSpec("options", tasks, str(e.train_mode), n,
-                                    max(1, int(a.option_frames_per_task * scale)),
-                                    max(1, int(a.slot_reset_frames_per_task * scale)), slot_tasks))
-        elif name in ("transfer", "scratch"):
-            tasks = resolve_tasks(e.transfer_tasks, all_tasks)
-            n = int(OmegaConf.select(cfg, "env.hparams.transfer_slots", default=None) or len(tasks))
-            phases.append(PhaseSpec(name, tasks, str(e.transfer_mode), n,
-                                    max(1, int(a.transfer_frames_per_task * scale)), None,
-                                    _spread_tasks(tasks, n, rng)))
-        else:
-            raise ValueError(f"algo.phases: unknown phase {name!r}; valid: options, transfer, scratch")
-    return phases
-
-
-def _spread_tasks(tasks: list[str], n: int, rng: np.random.Generator) -> list[str]:
-    """One slot per task when there are as many slots as tasks; otherwise tasks drawn uniformly per slot."""
-    if n % len(tasks) == 0:
-        return [tasks[i % len(tasks)] for i in range(n)]
-    return [tasks[i] for i in rng.integers(len(tasks), size=n)]
 
 
 class MSOLPhase:
@@ -265,31 +221,45 @@ class MSOLPhase:
                 if torch.is_tensor(value) and value.shape == param.shape:
                     value[slot].zero_()
 
-    # ------------------------------------------------------------------ logging and checkpoints
+    # ------------------------------------------------------------------ the protocol's side (PhaseLearner)
+    @property
+    def model(self) -> HierarchicalPolicy:
+        return self.policy
+
+    def iterate(self) -> None:
+        self.maybe_reset_slots()
+        self.collect()
+        self.update()
+
+    def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
+        return evaluate_slots(self.policy, env, seed=seed, slot_tasks=self.env.slot_tasks,
+                              greedy=bool(self.a.greedy_options) and self.policy.frozen_posteriors,
+                              observe_prev_action=self.observe_prev_action)
+
+    def finish_phase(self, run: Run) -> dict[str, float]:
+        """The option picture of this phase (PNG in the run dir and W&B); on Moving Bandits the option probe."""
+        figure = plot_options(self.policy, self.env, run.dir / "figures" / f"options_{self.spec.name}.png")
+        if figure is not None:
+            run.log_image(f"figures/options_{self.spec.name}", figure)
+        if self.spec.name == "options" and "goal0" in self.env.tasks:
+            return {"options/same_goal_fraction": same_goal_fraction(self.policy)}
+        return {}
+
     def pop_log_row(self) -> dict[str, float]:
         """Mean of the update statistics and per-task returns since the last row."""
-        row: dict[str, float] = {}
-        if self.update_stats:
-            for key in self.update_stats[0]:
-                row[key] = float(np.mean([s[key] for s in self.update_stats if key in s]))
-        by_task: dict[str, list[float]] = {}
-        for slot, ret in self.episodes:
-            by_task.setdefault(self.env.slot_tasks[slot], []).append(ret)
-        all_returns = [r for _, r in self.episodes]
-        row["return/mean"] = float(np.mean(all_returns)) if all_returns else float("nan")
-        row["episodes"] = len(all_returns)
-        for task, rets in sorted(by_task.items()):
-            row[f"return/{task}"] = float(np.mean(rets))
+        row = {**mean_stats(self.update_stats), **episode_row(self.episodes, self.env.slot_tasks)}
         self.episodes, self.update_stats = [], []
         return row
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "frames": self.frames, "obs": self.obs.clone(),
+        return {"policy": self.policy.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "frames": self.frames, "obs": self.obs.clone(),
                 "z_prev": self.z_prev.clone(), "first": self.first.clone(), "prev_action": self.prev_action.clone(),
                 "slot_resets_done": torch.as_tensor(self.slot_resets_done),
                 "env": self.env.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.frames = int(state["frames"])
         self.obs, self.z_prev, self.first = state["obs"], state["z_prev"], state["first"]
@@ -322,99 +292,22 @@ def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: Multitask
     return policy
 
 
+def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: MSOLPhase | None) -> MSOLPhase:
+    """Option learning and "scratch": a fresh policy. Transfer: the learned encoder and priors, frozen, with
+    posteriors starting from them (when resuming straight into transfer the checkpoint brings the weights)."""
+    if spec.name in ("options", "scratch"):
+        policy = _make_policy(cfg, env, spec.num_slots)
+    else:
+        source = previous.policy if previous is not None else _make_policy(cfg, env, int(cfg.algo.num_slots))
+        policy = _transfer_policy(cfg, source, env, spec.num_slots)
+    return MSOLPhase(cfg, spec, policy, env)
+
+
 @register_algorithm("msol", action_spaces=("discrete", "continuous"),
                     description="Multitask Soft Option Learning (soft options fine-tuned after transfer)")
 def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
-    """Option learning then transfer; one metrics row per log interval, eval rows per eval interval."""
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    probe = make_env(cfg, ["__probe__"], mode=str(cfg.env.train_mode), envs_per_slot=1, seed=cfg.seed)
-    all_tasks = list(probe.tasks)
-    probe.close()
-    phases = build_phases(cfg, all_tasks)
-    total_frames = sum(p.frames_per_task for p in phases)
-    resume = run.load_checkpoint()
-    start_phase = int(resume["phase_index"]) if resume else 0
-    global_offset = sum(p.frames_per_task for p in phases[:start_phase])
-    run.start_progress(total_frames, initial=global_offset + (int(resume["phase"]["frames"]) if resume else 0),
-                       desc=f"{cfg.algo.name}/{cfg.env.name}")
-    policy: HierarchicalPolicy | None = None
-    summary: dict[str, float] = dict(resume["summary"]) if resume else {}
-    last_ckpt = time.time()
-    for index, spec in enumerate(phases):
-        if index < start_phase:
-            continue
-        transfer = spec.name != "options"
-        env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
-                       seed=cfg.seed * 1000 + index, transfer=transfer)
-        eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
-                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index,
-                            transfer=transfer)
-        if spec.name in ("options", "scratch"):
-            policy = _make_policy(cfg, env, spec.num_slots)
-        else:
-            if policy is None:  # resuming straight into transfer: rebuild the structure, weights come next
-                policy = _make_policy(cfg, env, phases[0].num_slots)
-            policy = _transfer_policy(cfg, policy, env, spec.num_slots)
-        phase = MSOLPhase(cfg, spec, policy, env)
-        # Intervals are not scaled with the budget: a short run logs and evaluates at least 50 and 10 times.
-        log_every = max(1, min(int(cfg.logger.log_interval_frames_per_task), spec.frames_per_task // 50))
-        eval_every = max(1, min(int(cfg.eval.interval_frames_per_task), spec.frames_per_task // 10))
-        evals_done = 0
-        if resume and index == start_phase:
-            policy.load_state_dict(resume["policy"])
-            phase.load_state_dict(resume["phase"])
-            evals_done = int(resume["evals_done"])
-            # Restored last: building the networks above consumed random numbers.
-            torch.set_rng_state(resume["torch_rng"])
-            resume = None
-        else:
-            phase.start(seed=cfg.seed * 1000 + index)
-        t0, f0 = time.time(), phase.frames
-        while phase.frames < spec.frames_per_task:
-            phase.maybe_reset_slots()
-            before = phase.frames
-            phase.collect()
-            phase.update()
-            run.progress(phase.frames - before, phase=spec.name)
-            if phase.frames // eval_every > evals_done or phase.frames >= spec.frames_per_task:
-                evals_done = phase.frames // eval_every
-                eval_row = evaluate_slots(policy, eval_env, seed=cfg.seed * 7 + evals_done + 100000 * index,
-                                          greedy=bool(cfg.algo.greedy_options) and policy.frozen_posteriors,
-                                          slot_tasks=env.slot_tasks, observe_prev_action=phase.observe_prev_action)
-                eval_row["frames_per_task"] = phase.frames
-                run.log(global_offset + phase.frames, eval_row, phase=f"{spec.name}/eval")
-                summary.update({f"{spec.name}/eval/{k}": v for k, v in eval_row.items()})
-            if phase.frames % log_every < (phase.n_steps * phase.num_envs // spec.num_slots) \
-                    or phase.frames >= spec.frames_per_task:
-                row = phase.pop_log_row()
-                row["frames_per_task"] = phase.frames
-                row["fps"] = (phase.frames - f0) * spec.num_slots / max(time.time() - t0, 1e-9)
-                run.log(global_offset + phase.frames, row, phase=spec.name)
-                run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
-                if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s):
-                    _checkpoint(run, index, policy, phase, evals_done, summary)
-                    last_ckpt = time.time()
-        figure = plot_options(policy, env, run.dir / "figures" / f"options_{spec.name}.png")
-        if figure is not None:
-            run.log_image(f"figures/options_{spec.name}", figure)
-        if spec.name == "options" and "goal0" in env.tasks:
-            summary["options/same_goal_fraction"] = same_goal_fraction(policy)
-        _checkpoint(run, index, policy, phase, evals_done, summary)  # phase end: always
-        run.save_checkpoint({"policy": policy.state_dict()}, name=spec.name)
-        global_offset += spec.frames_per_task
-        env.close()
-        eval_env.close()
-    last = phases[-1].name
-    summary["objective"] = summary.get(f"{last}/eval/return/mean", float("nan"))
-    return summary
-
-
-def _checkpoint(run: Run, phase_index: int, policy: HierarchicalPolicy, phase: MSOLPhase, evals_done: int,
-                summary: dict[str, float]) -> None:
-    run.save_checkpoint({"phase_index": phase_index, "policy": policy.state_dict(), "phase": phase.state_dict(),
-                         "evals_done": evals_done, "torch_rng": torch.get_rng_state(), "summary": dict(summary),
-                         "wall_time_s": run.elapsed()})
+    """Option learning (with regular task-slot resets) then transfer, in the shared protocol loop."""
+    return run_protocol(cfg, run, make_msol_phase, phases=build_phases(cfg, task_names(cfg)))
 
 
 # The baselines that are special cases of the hierarchy share its trainer (configs/algo/<name>.yaml set them up).

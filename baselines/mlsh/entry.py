@@ -6,11 +6,10 @@ from omegaconf import DictConfig
 
 from baselines.mlsh.learner import MLSHPhase
 from baselines.mlsh.networks import MLSHPolicy
-from baselines.mlsh.protocol import run_protocol
 from msol.algorithms import register_algorithm
 from msol.envs_adapter import MultitaskEnv
+from msol.protocol import PhaseSpec, run_protocol
 from msol.run import Run
-from msol.trainer import PhaseSpec
 
 
 def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: MLSHPhase | None) -> MLSHPhase:

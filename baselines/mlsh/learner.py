@@ -26,12 +26,12 @@ from baselines.mlsh.losses import (
 )
 from baselines.mlsh.networks import MLSHPolicy
 from baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
-from baselines.mlsh.protocol import episode_row, evaluate_episodes, mean_stats
 from baselines.mlsh.storage import MLSHRollout
 from msol.envs_adapter import MultitaskEnv, make_env
 from msol.losses import gae_advantages
 from msol.numerics import check_finite
-from msol.trainer import PhaseSpec
+from msol.protocol import PhaseSpec, episode_row, evaluate_episodes, mean_stats
+from msol.run import Run
 
 PROBE_LAYOUTS = 32  # goal layouts of the Moving Bandits diversity probe
 
@@ -224,6 +224,10 @@ class MLSHPhase:
         row["iteration"] = self.iteration
         self.episodes, self.update_stats = [], []
         return row
+
+    def finish_phase(self, run: Run) -> dict[str, float]:
+        """Nothing extra at a phase end (its diversity probe runs with every evaluation)."""
+        return {}
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
         """One episode per eval env with each slot's current task and master; plus the diversity probe."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from baselines.mlsh.protocol import run_protocol
 from baselines.option_critic.learner import OptionCriticPhase
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.algorithms import register_algorithm
 from msol.envs_adapter import MultitaskEnv
+from msol.protocol import PhaseSpec, run_protocol
 from msol.run import Run
-from msol.trainer import PhaseSpec
 
 
 def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: OptionCriticPhase | None

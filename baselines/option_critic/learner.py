@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from baselines.mlsh.protocol import episode_row, evaluate_episodes, mean_stats
 from baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.envs_adapter import MultitaskEnv
 from msol.numerics import check_finite, check_finite_grads
-from msol.trainer import PhaseSpec
+from msol.protocol import PhaseSpec, episode_row, evaluate_episodes, mean_stats
+from msol.run import Run
 
 
 @dataclass
@@ -147,6 +147,10 @@ class OptionCriticPhase:
         row.update(episode_row(self.episodes, self.env.slot_tasks))
         self.episodes, self.update_stats = [], []
         return row
+
+    def finish_phase(self, run: Run) -> dict[str, float]:
+        """Nothing extra at a phase end (no option picture for Option-Critic yet)."""
+        return {}
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
         """One episode per eval env, acting as in training (ε-greedy options, sampled terminations and actions)."""

@@ -26,8 +26,8 @@ from baselines.mlsh.losses import (
 )
 from baselines.mlsh.networks import MLSHPolicy
 from baselines.mlsh.probe import destinations, diversity_metrics
-from baselines.mlsh.protocol import protocol_phases
 from msol.envs_adapter import make_env
+from msol.protocol import protocol_phases
 from msol.run import Run
 from msol.train import train
 
@@ -252,7 +252,8 @@ def test_cli_run_writes_both_phases_probe_and_checkpoints(tiny_run):
     assert [r["frames_per_task"] for r in options] == [100, 200, 300, 400, 500, 600]
     assert {"master/loss_policy", "sub/loss_policy", "joint_slots"} <= set(options[1])
     evals = [r for r in rows if r["phase"].endswith("/eval")]
-    assert all(0 <= r["options_same_goal"] <= 1 and "return/goal0" in r for r in evals)
+    # per-task columns for the tasks the slots hold at that moment (MLSH re-draws each slot's task)
+    assert all(0 <= r["options_same_goal"] <= 1 and any(k.startswith("return/goal") for k in r) for r in evals)
     assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
     assert summary["objective"] == evals[-1]["return/mean"]
     last_options_eval = [r for r in evals if r["phase"] == "options/eval"][-1]

@@ -61,7 +61,7 @@ def test_experiment_sweeps_the_spec_row_and_every_job_config_is_valid(experiment
 
 
 def test_quick_budget_scales_the_phases_the_trainer_runs():
-    from msol.trainer import build_phases
+    from msol.protocol import build_phases
 
     tasks = [f"{a}-{b}" for a in "RGYB" for b in "RGYB" if a != b]
     paper = build_phases(_compose(["experiment=taxi"]), tasks)

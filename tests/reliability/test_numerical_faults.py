@@ -12,7 +12,7 @@ import torch
 from conftest import TINY, cli_env, compose_cfg, metric_rows
 from omegaconf import OmegaConf
 
-import baselines.mlsh.protocol as mlsh_protocol
+import msol.protocol as protocol_module
 import msol.trainer as msol_trainer
 from msol.checkpoint import load_checked
 from msol.numerics import NumericalFault
@@ -68,18 +68,18 @@ def _tensors(state):
 
 @pytest.mark.parametrize("value, word", [(math.nan, "NaN"), (math.inf, "inf")])
 def test_non_finite_observation_stops_the_run(tmp_path, monkeypatch, value, word):
-    monkeypatch.setattr(msol_trainer, "make_env", poisoned_make_env(msol_trainer.make_env, value))
+    monkeypatch.setattr(protocol_module, "make_env", poisoned_make_env(protocol_module.make_env, value))
     run_dir = tmp_path / "run"
     with pytest.raises(NumericalFault, match=rf"^{word} in observations") as fault:
         train(compose_cfg(*TINY, f"run_dir={run_dir}"))
     assert_last_good_checkpoint_kept(run_dir, str(fault.value))
 
 
-@pytest.mark.parametrize("algo, overrides", [("mlsh", ["algo.rollout_steps=20"]), ("option_critic", [])])
+@pytest.mark.parametrize("algo, overrides", [("mlsh", ["algo.rollout_steps=20", "env.hparams.log_interval_frames_per_task=20"]), ("option_critic", [])])
 def test_non_finite_observation_stops_the_baselines(tmp_path, monkeypatch, algo, overrides):
     """MLSH and Option-Critic check observations at update time; a NaN that reaches action sampling first is
     caught there and named by its code location."""
-    monkeypatch.setattr(mlsh_protocol, "make_env", poisoned_make_env(mlsh_protocol.make_env, math.nan))
+    monkeypatch.setattr(protocol_module, "make_env", poisoned_make_env(protocol_module.make_env, math.nan))
     run_dir = tmp_path / "run"
     with pytest.raises(NumericalFault, match=rf"NaN in observations|NaN/inf in the parameters of a distribution "
                                              rf"in {algo}/learner.py:\d+ .*an observation") as fault:
@@ -158,7 +158,7 @@ def test_cli_exits_3_with_one_line(tmp_path):
 
     run_dir = tmp_path / "run"
     script = (
-        "import sys, msol.trainer as t\n"
+        "import sys, msol.protocol as t\n"
         f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
         "from test_numerical_faults import poisoned_make_env\n"
         "t.make_env = poisoned_make_env(t.make_env, float('nan'))\n"

@@ -1,26 +1,69 @@
-"""The MSOL protocol (option learning → transfer) for baselines that are not ``HierarchicalPolicy`` agents.
+"""The protocol loop (option learning → transfer) shared by MSOL and the baselines that follow its protocol.
 
-``run_protocol`` is the phase loop of ``msol.trainer.train_msol`` with the agent abstracted away: it builds the
-phases exactly as MSOL does (same task pools, slots and per-task frame budgets), then for each phase asks the
-algorithm for a :class:`PhaseLearner`, iterates it, writes ``phase`` rows every log interval and
-``<phase>/eval`` rows every eval interval (``frames_per_task`` and per-task ``return/<task>`` columns),
-checkpoints by wall clock and at every phase end, and resumes mid-phase bit for bit. Used by MLSH and
-Option-Critic; nothing in it is specific to either.
+``run_protocol`` builds the phases (same task pools, slots and per-task frame budgets for every algorithm), then
+for each phase asks the algorithm for a :class:`PhaseLearner`, iterates it, writes ``phase`` rows every log
+interval and ``<phase>/eval`` rows every eval interval (``frames_per_task`` and per-task ``return/<task>``
+columns), checkpoints by wall clock and at every phase end, and resumes mid-phase bit for bit. MSOL and its special
+cases (``msol.trainer``), MLSH and Option-Critic each supply only their learner.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.envs_adapter import MultitaskEnv, make_env
+from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
 from msol.run import Run
-from msol.trainer import PhaseSpec, build_phases
+
+
+@dataclass
+class PhaseSpec:
+    """What one phase of the protocol runs on."""
+
+    name: str                 # "options", "transfer", or "scratch" (a fresh learner on the transfer tasks)
+    tasks: list[str]          # task pool the slots draw from
+    mode: str                 # start distribution of the training envs
+    num_slots: int
+    frames_per_task: int
+    slot_reset_frames: int | None  # regular task-slot resets (option learning only)
+    slot_tasks: list[str]     # initial task of each slot
+
+
+def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
+    """The option-learning and transfer phases of ``cfg`` (``algo.phases`` picks which run)."""
+    a, e, scale = cfg.algo, cfg.env, float(cfg.budget_scale)
+    rng = np.random.default_rng(cfg.seed + 7919)
+    phases = []
+    for name in a.phases:
+        if name == "options":
+            tasks = resolve_tasks(e.train_tasks, all_tasks)
+            n = int(a.num_slots)
+            slot_tasks = _spread_tasks(tasks, n, rng)
+            phases.append(PhaseSpec("options", tasks, str(e.train_mode), n,
+                                    max(1, int(a.option_frames_per_task * scale)),
+                                    max(1, int(a.slot_reset_frames_per_task * scale)), slot_tasks))
+        elif name in ("transfer", "scratch"):
+            tasks = resolve_tasks(e.transfer_tasks, all_tasks)
+            n = int(OmegaConf.select(cfg, "env.hparams.transfer_slots", default=None) or len(tasks))
+            phases.append(PhaseSpec(name, tasks, str(e.transfer_mode), n,
+                                    max(1, int(a.transfer_frames_per_task * scale)), None,
+                                    _spread_tasks(tasks, n, rng)))
+        else:
+            raise ValueError(f"algo.phases: unknown phase {name!r}; valid: options, transfer, scratch")
+    return phases
+
+
+def _spread_tasks(tasks: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    """One slot per task when there are as many slots as tasks; otherwise tasks drawn uniformly per slot."""
+    if n % len(tasks) == 0:
+        return [tasks[i % len(tasks)] for i in range(n)]
+    return [tasks[i] for i in rng.integers(len(tasks), size=n)]
 
 
 class PhaseLearner(Protocol):
@@ -33,6 +76,7 @@ class PhaseLearner(Protocol):
     def iterate(self) -> None: ...  # collect experience and update; advances ``frames``
     def pop_log_row(self) -> dict[str, float]: ...
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]: ...
+    def finish_phase(self, run: Run) -> dict[str, float]: ...  # end-of-phase pictures/probes -> summary entries
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
@@ -113,19 +157,29 @@ def evaluate_episodes(
     return row
 
 
-def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[str, float]:
-    """Every phase of ``cfg`` in order, with logging, evaluation, checkpoints and exact resume."""
+def log_intervals(cfg: DictConfig, spec: PhaseSpec) -> tuple[int, int]:
+    """(log, eval) intervals in frames per task: the configured ones, shortened so that a short (reduced-budget)
+    phase still gets at least 50 log rows and 10 evaluations."""
+    log_every = max(1, min(int(cfg.logger.log_interval_frames_per_task), spec.frames_per_task // 50))
+    eval_every = max(1, min(int(cfg.eval.interval_frames_per_task), spec.frames_per_task // 10))
+    return log_every, eval_every
+
+
+def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: list[PhaseSpec] | None = None
+                 ) -> dict[str, float]:
+    """Every phase of ``cfg`` in order, with logging, evaluation, checkpoints and exact resume.
+
+    ``phases`` defaults to :func:`protocol_phases` (no regular task-slot resets); MSOL passes its own.
+    """
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    phases = protocol_phases(cfg)
+    phases = protocol_phases(cfg) if phases is None else phases
     resume = run.load_checkpoint()
     start_phase = int(resume["phase_index"]) if resume else 0
     global_offset = sum(p.frames_per_task for p in phases[:start_phase])
     done_in_phase = int(resume["frames"]) if resume else 0
     run.start_progress(sum(p.frames_per_task for p in phases), initial=global_offset + done_in_phase,
                        desc=f"{cfg.algo.name}/{cfg.env.name}")
-    log_every = max(1, int(cfg.logger.log_interval_frames_per_task * cfg.budget_scale))
-    eval_every = max(1, int(cfg.eval.interval_frames_per_task * cfg.budget_scale))
     learner: PhaseLearner | None = None
     # The summary is part of the state: a run resumed in transfer must still report its option-learning results.
     summary: dict[str, float] = dict(resume.get("summary", {})) if resume else {}
@@ -147,6 +201,7 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[s
             resume = None
         else:
             learner.start(seed=cfg.seed * 1000 + index)
+        log_every, eval_every = log_intervals(cfg, spec)
         t0, f0 = time.time(), learner.frames
         while learner.frames < spec.frames_per_task:
             before = learner.frames
@@ -170,6 +225,7 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner) -> dict[s
                 if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s) and not finished:
                     _checkpoint(run, index, learner, summary)
                     last_ckpt = time.time()
+        summary.update(learner.finish_phase(run))
         _checkpoint(run, index, learner, summary)  # phase end: always
         run.save_checkpoint({"model": learner.model.state_dict()}, name=spec.name)
         global_offset += spec.frames_per_task
