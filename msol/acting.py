@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import Categorical
 
 from msol.networks import HierarchicalPolicy
 
@@ -33,15 +32,17 @@ def act(
     trunk = policy.trunk(obs)
     f_prev, f_prev_prior = policy.option_features(trunk, z_prev)
     term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot, z_prev, with_prior=False)
-    q_T = Categorical(logits=term_logits)
+    # Plain log-softmax/multinomial instead of torch.distributions.Categorical: same draws from the same RNG, a
+    # third of the small ops (acting is per-op overhead bound at these batch sizes; docs/benchmarks.md).
+    log_T = term_logits.log_softmax(-1)
     if policy.learn_terminations:
-        b = term_logits.argmax(-1) if greedy_options else q_T.sample()
+        b = log_T.argmax(-1) if greedy_options else _sample(log_T)
         b = torch.where(first > 0, torch.ones_like(b), b)
     else:
         b = first.long()
 
-    q_H = Categorical(logits=policy.master_logits(trunk.h, slot))
-    z_new = q_H.sample()
+    log_H = policy.master_logits(trunk.h, slot).log_softmax(-1)
+    z_new = _sample(log_H)
     z = torch.where(b == 1, z_new, z_prev)
 
     f, f_prior = policy.option_features(trunk, z)
@@ -50,11 +51,19 @@ def act(
         action = q_L.mean if policy.continuous else q_L.logits.argmax(-1)
     else:
         action = q_L.sample()
-    logp = q_L.log_prob(action) + b * q_H.log_prob(z)
+    logp = q_L.log_prob(action) + b * _pick(log_H, z)
     if policy.learn_terminations:
-        logp = logp + (1.0 - first) * q_T.log_prob(b)
+        logp = logp + (1.0 - first) * _pick(log_T, b)
     return Step(b=b, z=z, z_hat_switch=(z_new != z_prev).long(), action=action, logp=logp,
                 value=policy.value_of(f_prev, slot))
+
+
+def _sample(log_probs: torch.Tensor) -> torch.Tensor:
+    return torch.multinomial(log_probs.exp(), 1).squeeze(-1)
+
+
+def _pick(log_probs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1)
 
 
 @torch.no_grad()
