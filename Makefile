@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow train lint bench
+.PHONY: install test test-soak test-slow train lint bench
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -20,6 +20,11 @@ install: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m "not slow"
 
+# The soak (100+ random valid configs, hypothesis): CI's second step after `make test`.
+test-soak: $(STAMP)
+	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m slow tests/reliability/test_soak.py
+
+# Every slow test: the soak, the SIGKILL/resume matrix of the remaining algorithms, the joblib sweep.
 test-slow: $(STAMP)
 	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m slow
 

@@ -35,7 +35,7 @@ from msol.checkpoint import CheckpointError, load_checked, remove_stale_temporar
 from msol.numerics import check_finite_metric, check_finite_state
 from msol.wandb_sink import WandbSink
 
-CHECKPOINT_FORMAT = 2  # 2: content checksum (sha256) stored inside
+CHECKPOINT_FORMAT = 3  # 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol)
 
 
 class RunDirError(RuntimeError):
@@ -183,6 +183,11 @@ class Run:
         except CheckpointError:
             self._release_lock()
             raise
+        if state.get("format") != CHECKPOINT_FORMAT:
+            self._release_lock()
+            raise CheckpointError(f"resume={self.dir}: {latest} has checkpoint format {state.get('format')!r}, this "
+                                  f"version of msol reads format {CHECKPOINT_FORMAT} only; resume it with the msol "
+                                  "version that wrote it")
         if not (self.dir / "config.yaml").exists():
             self._release_lock()
             raise RunDirError(f"resume={self.dir}: config.yaml is missing; this is not a complete msol run directory")

@@ -3,6 +3,7 @@ never a silent fresh start; the run directory is left exactly as it was."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import pickle
@@ -132,6 +133,21 @@ def test_metrics_shorter_than_the_checkpoint_is_refused(tmp_path):
     (run_dir / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)[0])
     with pytest.raises(RunDirError, match="metrics.jsonl has 1 rows but the checkpoint was written after 2"):
         _resume(cfg, run_dir)
+
+
+def test_checkpoint_of_another_format_is_refused_and_nothing_changes(tmp_path):
+    """A valid checkpoint written by an msol version with another state layout: refused by name, never half-read."""
+    cfg, run_dir = _interrupted_run(tmp_path)
+    latest = run_dir / "checkpoints" / "latest.pt"
+    state = load_checked(latest)
+    state["format"] = 2
+    save_atomic({k: v for k, v in state.items() if k != "sha256"}, latest)
+    before = _snapshot(run_dir)
+    with pytest.raises(CheckpointError, match=r"checkpoint format 2, this version of msol reads format 3 only"):
+        _resume(cfg, run_dir)
+    assert _snapshot(run_dir) == before
+    with open(run_dir / "run.lock") as handle:  # the refused resume released the lock
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def test_resume_cuts_metrics_to_the_checkpoint_and_removes_stale_temporaries(tmp_path):
