@@ -1,4 +1,5 @@
-"""Launch `python -m msol.train` runs as subprocesses, a few at a time, resuming or skipping finished ones.
+"""Helpers of the learning benchmarks: launch `python -m msol.train` runs as subprocesses, a few at a time,
+resuming or skipping finished ones; write a benchmark's section into a docs page.
 
 Learning benchmarks are long; they are restartable: a run directory with `summary.json` is read instead of
 re-run, one with a checkpoint is resumed (`resume=<dir>`), so killing and re-starting a benchmark loses no work.
@@ -33,8 +34,8 @@ class TrainJob:
         if nice:
             args = ["nice", "-n", str(nice), *args]
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.run_dir.parent / f"{self.run_dir.name}.log", "a")
-        return subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.run_dir.parent / f"{self.run_dir.name}.log", "a") as log:  # the child keeps its own copy
+            return subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def run_all(jobs: list[TrainJob], parallel: int, nice: int = 0, poll_s: float = 5.0) -> list[TrainJob]:
@@ -56,3 +57,15 @@ def run_all(jobs: list[TrainJob], parallel: int, nice: int = 0, poll_s: float = 
                     print(f"done: {job.run_dir}", flush=True)
         time.sleep(poll_s)
     return failed
+
+
+def replace_section(path: Path, heading: str, body: str) -> None:
+    """Put ``body`` (which starts with ``heading``) in place of that section of ``path``, or append it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if heading in text:
+        head, _, rest = text.partition(heading)
+        nxt = rest.find("\n## ")
+        text = head + body + (rest[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    path.write_text(text)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from benchmarks._runs import ROOT, TrainJob, run_all
+from benchmarks._runs import ROOT, TrainJob, replace_section, run_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 FIGURE = ROOT / "docs" / "figures" / "mb_comparison.png"
@@ -110,9 +110,7 @@ def main() -> None:
         f"![Moving Bandits transfer, reduced budget](figures/{FIGURE.name})", ""])
     print(text)
     if args.write_docs:
-        from benchmarks.msol_throughput import _replace_section
-
-        _replace_section(DOCS, HEADING, text)
+        replace_section(DOCS, HEADING, text)
 
 
 if __name__ == "__main__":

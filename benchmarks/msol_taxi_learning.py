@@ -13,28 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
+from benchmarks._runs import ROOT, TrainJob, replace_section, run_all
+
 DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## MSOL learning on Taxi (option learning → transfer, test starts)"
 OPTIMUM = 0.590
-
-
-def run_seed(seed: int, scale: float, out: Path, extra: list[str]) -> subprocess.Popen | None:
-    run_dir = out / f"s{seed}"
-    if (run_dir / "summary.json").exists():
-        return None
-    args = [sys.executable, "-m", "msol.train", "env=taxi", "algo=msol", f"seed={seed}", f"budget_scale={scale}",
-            f"run_dir={run_dir}", "logger.progress_bar=false", *extra]
-    if (run_dir / "checkpoints" / "latest.pt").exists():
-        args = [a for a in args if not a.startswith("run_dir=")] + [f"resume={run_dir}"]
-    log = open(out / f"s{seed}.log", "a")
-    return subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def read_seed(run_dir: Path) -> dict:
@@ -52,24 +41,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-scale", type=float, default=1.0)
     parser.add_argument("--parallel", type=int, default=2, help="seeds run at once (one core each)")
+    parser.add_argument("--nice", type=int, default=5, help="niceness of the training processes")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "taxi_learning")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    pending, running = list(args.seeds), []
     t0 = time.time()
-    while pending or running:
-        while pending and len(running) < args.parallel:
-            proc = run_seed(pending.pop(0), args.budget_scale, args.out, args.overrides)
-            if proc is not None:
-                running.append(proc)
-        for proc in list(running):
-            if proc.poll() is not None:
-                running.remove(proc)
-                if proc.returncode != 0:
-                    raise SystemExit(f"a run failed (exit {proc.returncode}); see {args.out}/s*.log")
-        time.sleep(5)
+    jobs = [TrainJob(args.out / f"s{seed}", ["env=taxi", "algo=msol", f"seed={seed}",
+                                            f"budget_scale={args.budget_scale}", *args.overrides])
+            for seed in args.seeds]
+    if run_all(jobs, args.parallel, nice=args.nice):
+        raise SystemExit(f"a run failed; see {args.out}/s*.log")
     results = {s: read_seed(args.out / f"s{s}") for s in args.seeds}
     cmd = "python benchmarks/msol_taxi_learning.py --seeds " + " ".join(map(str, args.seeds)) + \
         f" --budget-scale {args.budget_scale} --parallel {args.parallel}" + \
@@ -90,9 +72,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_docs:
-        from benchmarks.msol_throughput import _replace_section
-
-        _replace_section(DOCS, HEADING, text)
+        replace_section(DOCS, HEADING, text)
 
 
 if __name__ == "__main__":

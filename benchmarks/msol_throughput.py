@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -20,7 +21,9 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
 import envs  # noqa: F401
+from benchmarks._runs import replace_section
 from msol.envs_adapter import make_env
 from msol.protocol import PhaseSpec
 from msol.trainer import MSOLPhase, _make_policy
@@ -99,18 +102,7 @@ def main() -> None:
     )
     print(table)
     if args.write_docs:
-        _replace_section(DOCS, HEADING, table)
-
-
-def _replace_section(path: Path, heading: str, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if heading in text:
-        head, _, rest = text.partition(heading)
-        nxt = rest.find("\n## ")
-        text = head + body + (rest[nxt:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text)
+        replace_section(DOCS, HEADING, table)
 
 
 if __name__ == "__main__":
