@@ -151,7 +151,8 @@ class MSOLPhase:
             self._step(loss)
         else:
             stats = self._ppo_update(flat, slot, last_value, beta, fixed_prior, common)
-            ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+            with torch.no_grad():  # for the logged KL/entropy statistics only: no graph
+                ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
         not_first = 1.0 - flat.first
         with torch.no_grad():
             stats.update({
