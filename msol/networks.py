@@ -96,34 +96,45 @@ class Trunk(NamedTuple):
 
 
 class SlotLinear(nn.Module):
-    """A linear layer per task slot; ``forward(x, slot)`` applies row ``b``'s own slot's weights."""
+    """A linear layer per task slot; ``forward(x, slot)`` applies row ``b``'s own slot's weights.
+
+    ``weight`` is stored ``[in, slots, out]`` (slot on dim :attr:`WEIGHT_SLOT_DIM`, ``bias`` ``[slots, out]``) so
+    that all slots' weights are one ``[in, slots·out]`` matrix without a copy.
+    """
+
+    WEIGHT_SLOT_DIM = 1
+    BIAS_SLOT_DIM = 0
 
     def __init__(self, num_slots: int, in_features: int, out_features: int) -> None:
         super().__init__()
         self.num_slots, self.in_features, self.out_features = num_slots, in_features, out_features
-        self.weight = nn.Parameter(torch.empty(num_slots, in_features, out_features))
+        self.weight = nn.Parameter(torch.empty(in_features, num_slots, out_features))
         self.bias = nn.Parameter(torch.empty(num_slots, out_features))
         for slot in range(num_slots):
             self.reset_slot(slot)
 
     def forward(self, x: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        # All slots in one matmul ([B, in] @ [in, n*out]), then gather each row's slot: cheaper than a bmm over
-        # per-row weight copies for the small heads used here, and it keeps autograd simple.
-        flat = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)
-        out = (x @ flat).view(x.shape[0], self.num_slots, self.out_features) + self.bias
+        # All slots in one matmul ([B, in] @ [in, n*out] + bias), then gather each row's slot: cheaper than a bmm
+        # over per-row weight copies for the small heads used here, and it keeps autograd simple.
+        out = torch.addmm(self.bias.view(-1), x, self.weight.view(self.in_features, -1))
+        out = out.view(x.shape[0], self.num_slots, self.out_features)
         return out.gather(1, slot.view(-1, 1, 1).expand(-1, 1, self.out_features)).squeeze(1)
+
+    def slot_weight(self, slot: int) -> torch.Tensor:
+        """Slot ``slot``'s ``[in, out]`` weight (a view)."""
+        return self.weight[:, slot]
 
     @torch.no_grad()
     def reset_slot(self, slot: int) -> None:
         """Re-initialise one slot like ``nn.Linear`` does."""
         bound = 1.0 / math.sqrt(self.in_features)
-        self.weight[slot].uniform_(-bound, bound)
+        self.slot_weight(slot).uniform_(-bound, bound)
         self.bias[slot].uniform_(-bound, bound)
 
     @torch.no_grad()
     def copy_into_slot(self, slot: int, source: nn.Linear) -> None:
         """Set one slot's weights to those of a shared ``nn.Linear`` (posterior <- prior)."""
-        self.weight[slot].copy_(source.weight.t())
+        self.slot_weight(slot).copy_(source.weight.t())
         self.bias[slot].copy_(source.bias)
 
 

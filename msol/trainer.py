@@ -65,10 +65,12 @@ class MSOLPhase:
             self.optimizer = torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps, foreach=True)
         else:
             raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
-        # Per-slot parameters (first dim = slot): zeroed in the optimizer state when their slot is reset.
-        self.slot_params = [policy.master.weight, policy.master.bias, policy.value.weight, policy.value.bias,
-                            policy.intra.weight, policy.intra.bias, policy.termination.weight,
-                            policy.termination.bias] + ([policy.intra_log_std] if self.continuous else [])
+        # Per-slot parameters and their slot dimension: zeroed in the optimizer state when their slot is reset.
+        heads = (policy.master, policy.value, policy.intra, policy.termination)
+        self.slot_params = [(p, dim) for head in heads for p, dim in ((head.weight, head.WEIGHT_SLOT_DIM),
+                                                                      (head.bias, head.BIAS_SLOT_DIM))]
+        if self.continuous:
+            self.slot_params.append((policy.intra_log_std, 0))
         self.frames = 0  # frames per task done in this phase
         self.obs = torch.zeros(self.num_envs, env.obs_dim)
         self.z_prev = torch.zeros(self.num_envs, dtype=torch.long)
@@ -217,10 +219,10 @@ class MSOLPhase:
             self.prev_action[env_idx] = -1
 
     def _reset_optimizer_rows(self, slot: int) -> None:
-        for param in self.slot_params:
+        for param, dim in self.slot_params:
             for value in self.optimizer.state.get(param, {}).values():
                 if torch.is_tensor(value) and value.shape == param.shape:
-                    value[slot].zero_()
+                    value.select(dim, slot).zero_()
 
     # ------------------------------------------------------------------ the protocol's side (PhaseLearner)
     @property

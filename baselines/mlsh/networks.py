@@ -38,7 +38,7 @@ class SlotMLP(nn.Module):
         """Re-initialise network ``i``; a small output layer keeps a fresh policy near uniform (as pposgd does)."""
         for layer in self.layers:
             layer.reset_slot(i)
-        self.layers[-1].weight[i].mul_(self.out_scale)
+        self.layers[-1].slot_weight(i).mul_(self.out_scale)
         self.layers[-1].bias[i].zero_()
 
 

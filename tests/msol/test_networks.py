@@ -19,7 +19,7 @@ def test_slot_linear_equals_a_loop_over_slots():
     layer = SlotLinear(4, 6, 3)
     x = torch.randn(10, 6)
     slot = torch.randint(4, (10,))
-    expected = torch.stack([x[i] @ layer.weight[slot[i]] + layer.bias[slot[i]] for i in range(10)])
+    expected = torch.stack([x[i] @ layer.slot_weight(int(slot[i])) + layer.bias[slot[i]] for i in range(10)])
     assert torch.allclose(layer(x, slot), expected, atol=1e-6)
 
 
