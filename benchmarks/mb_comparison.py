@@ -66,7 +66,9 @@ def table(results: dict[str, list[dict]]) -> list[str]:
     for algo, runs in results.items():
         finals = [r["final"] for r in runs]
         lo, hi = bootstrap(finals)
-        same = ", ".join("–" if r["same_goal"] is None else f"{r['same_goal']:.2f}" for r in runs)
+        # DISTRAL has one "option": all-to-the-same-goal is trivially true there, so it is not reported.
+        same = "no options" if algo.startswith("distral") else \
+            ", ".join("–" if r["same_goal"] is None else f"{r['same_goal']:.2f}" for r in runs)
         lines.append(f"| {algo} | {np.mean(finals):.1f} [{lo:.1f}, {hi:.1f}] | "
                      f"{', '.join(f'{f:.1f}' for f in finals)} | {100 * np.mean(finals) / OPTIMUM:.0f}% | {same} | "
                      f"{np.mean([r['wall_min'] for r in runs]):.1f} |")
