@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
 
-import msol.algorithms
 from baselines.mlsh.entry import make_mlsh_phase
 from baselines.mlsh.learner import mlsh_step
 from baselines.mlsh.losses import (
@@ -28,27 +26,9 @@ from baselines.mlsh.networks import MLSHPolicy
 from baselines.mlsh.probe import destinations, diversity_metrics
 from msol.envs_adapter import make_env
 from msol.protocol import protocol_phases
-from msol.run import Run
-from msol.train import train
 
-TIMING_KEYS = {"fps", "wall_time_s"}
-
-
-def compose_cfg(*overrides: str):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
-        return compose("train", overrides=["algo=mlsh", *overrides])
-
-
-def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
-    """``python -m msol.train algo=mlsh <overrides>`` in-process, loading only this plugin."""
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("baselines.mlsh",))
-    monkeypatch.setattr(msol.algorithms, "_loaded", False)
-    return train(compose_cfg(*overrides), run_dir=run_dir)
-
-
-def read_rows(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+compose_cfg = composer("mlsh")
+run_train = runner("mlsh", "baselines.mlsh")
 
 
 # ---------------------------------------------------------------------------------------------------- schedule
@@ -229,10 +209,6 @@ TINY = ["env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_s
         "eval.episodes_per_slot=1", "logger.progress_bar=false", "checkpoint_interval_s=0.0001"]
 
 
-def _strip(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
     """One uninterrupted tiny run, shared by the tests that inspect it or compare a resumed run with it."""
@@ -262,31 +238,11 @@ def test_cli_run_writes_both_phases_probe_and_checkpoints(tiny_run):
     assert not math.isnan(summary["objective"])
 
 
-class Interrupted(Exception):
-    pass
-
-
-@pytest.mark.parametrize("cut_at_row", [5, 10, 12])  # mid options; at the phase change; mid transfer
-def test_interrupted_run_resumes_to_the_same_metrics(monkeypatch, tmp_path, tiny_run, cut_at_row):
-    expected = _strip(read_rows(tiny_run[0]))
-    assert len(expected) > cut_at_row
-
-    original_log, calls = Run.log, [0]
-
-    def log_then_die(self, step, metrics, phase="train"):
-        calls[0] += 1
-        if calls[0] == cut_at_row:
-            raise Interrupted
-        original_log(self, step, metrics, phase)
-
-    cut = tmp_path / "cut"
-    monkeypatch.setattr(Run, "log", log_then_die)
-    with pytest.raises(Interrupted):
-        run_train(monkeypatch, cut, TINY)
-    monkeypatch.setattr(Run, "log", original_log)
-    assert not (cut / "summary.json").exists()
-    run_train(monkeypatch, cut, [*TINY, f"resume={cut}"])
-    assert _strip(read_rows(cut)) == expected
+@pytest.mark.parametrize("where", ["options", "phase change", "transfer"])
+def test_interrupted_run_resumes_to_the_same_metrics(monkeypatch, tmp_path, tiny_run, where):
+    expected = without_timing(read_rows(tiny_run[0]))
+    rows = interrupted_then_resumed(monkeypatch, run_train, tmp_path / "cut", TINY, cut_row(expected, where))
+    assert without_timing(rows) == expected
 
 
 def test_bad_mlsh_value_is_named(monkeypatch, tmp_path):

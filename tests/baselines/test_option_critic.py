@@ -3,16 +3,14 @@ inputs for unseen tasks, ``algo=option_critic`` end to end with exact resume, an
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
 
-import msol.algorithms
 from baselines.option_critic.entry import make_oc_phase
 from baselines.option_critic.learner import oc_step, task_ids
 from baselines.option_critic.losses import (
@@ -26,27 +24,9 @@ from baselines.option_critic.losses import (
 from baselines.option_critic.networks import OptionCriticNetwork, OptionHeads
 from msol.envs_adapter import make_env
 from msol.protocol import protocol_phases
-from msol.run import Run
-from msol.train import train
 
-TIMING_KEYS = {"fps", "wall_time_s"}
-
-
-def compose_cfg(*overrides: str):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
-        return compose("train", overrides=["algo=option_critic", *overrides])
-
-
-def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
-    """``python -m msol.train algo=option_critic <overrides>`` in-process, loading only this plugin."""
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("baselines.option_critic",))
-    monkeypatch.setattr(msol.algorithms, "_loaded", False)
-    return train(compose_cfg(*overrides), run_dir=run_dir)
-
-
-def read_rows(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+compose_cfg = composer("option_critic")
+run_train = runner("option_critic", "baselines.option_critic")
 
 
 def heads(q, beta, logits=None, grad: bool = False) -> OptionHeads:
@@ -190,30 +170,11 @@ def test_cli_run_writes_both_phases_and_checkpoints(tiny_run):
     assert summary["objective"] == [r for r in rows if r["phase"] == "transfer/eval"][-1]["return/mean"]
 
 
-class Interrupted(Exception):
-    pass
-
-
-@pytest.mark.parametrize("cut_phase", ["options", "transfer"])
-def test_interrupted_run_resumes_to_the_same_metrics(monkeypatch, tmp_path, tiny_run, cut_phase):
-    expected = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in read_rows(tiny_run[0])]
-    in_phase = [i for i, r in enumerate(expected) if r["phase"] == cut_phase]
-    cut_at_row = in_phase[len(in_phase) // 2] + 1  # the run dies while logging a row in the middle of the phase
-    original_log, calls = Run.log, [0]
-
-    def log_then_die(self, step, metrics, phase="train"):
-        calls[0] += 1
-        if calls[0] == cut_at_row:
-            raise Interrupted
-        original_log(self, step, metrics, phase)
-
-    cut = tmp_path / "cut"
-    monkeypatch.setattr(Run, "log", log_then_die)
-    with pytest.raises(Interrupted):
-        run_train(monkeypatch, cut, TINY)
-    monkeypatch.setattr(Run, "log", original_log)
-    run_train(monkeypatch, cut, [*TINY, f"resume={cut}"])
-    assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in read_rows(cut)] == expected
+@pytest.mark.parametrize("where", ["options", "phase change", "transfer"])
+def test_interrupted_run_resumes_to_the_same_metrics(monkeypatch, tmp_path, tiny_run, where):
+    expected = without_timing(read_rows(tiny_run[0]))
+    rows = interrupted_then_resumed(monkeypatch, run_train, tmp_path / "cut", TINY, cut_row(expected, where))
+    assert without_timing(rows) == expected
 
 
 def test_bad_value_is_named(monkeypatch, tmp_path):
