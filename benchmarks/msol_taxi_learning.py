@@ -31,7 +31,10 @@ def read_seed(run_dir: Path) -> dict:
     evals = [r for r in rows if r["phase"] == "transfer/eval"]
     summary = json.loads((run_dir / "summary.json").read_text())
     reach = next((r["frames_per_task"] for r in evals if r["return/mean"] >= 0.9 * OPTIMUM), None)
+    # the fps column of a phase's last training row is that phase's average frames/s (all slots)
+    fps = {p: [r for r in rows if r["phase"] == p][-1]["fps"] for p in ("options", "transfer")}
     return {"final": evals[-1]["return/mean"], "frames_to_90": reach, "wall_min": summary["wall_time_s"] / 60,
+            "fps": fps,
             "options_final": [r for r in rows if r["phase"] == "options/eval"][-1]["return/mean"],
             "curve": [(r["frames_per_task"], r["return/mean"]) for r in evals]}
 
@@ -62,13 +65,14 @@ def main() -> None:
              f"seeds {args.seeds}; time limits bootstrapped (docs/msol.md). Wall time of this command: "
              f"{(time.time() - t0) / 60:.1f} min.", "",
              "| seed | options-phase eval return | final transfer eval return | % of optimum 0.590 | "
-             "transfer frames/task to 90% | wall time (min) |", "|---|---|---|---|---|---|"]
+             "transfer frames/task to 90% | wall time (min) | frames/s options / transfer |",
+             "|---|---|---|---|---|---|---|"]
     for s, r in results.items():
         reach = f"{r['frames_to_90']:,}" if r["frames_to_90"] is not None else "not reached"
         lines.append(f"| {s} | {r['options_final']:.3f} | {r['final']:.3f} | {100 * r['final'] / OPTIMUM:.0f}% | "
-                     f"{reach} | {r['wall_min']:.1f} |")
+                     f"{reach} | {r['wall_min']:.1f} | {r['fps']['options']:,.0f} / {r['fps']['transfer']:,.0f} |")
     mean = sum(r["final"] for r in results.values()) / len(results)
-    lines.append(f"| mean | | {mean:.3f} | {100 * mean / OPTIMUM:.0f}% | | |")
+    lines.append(f"| mean | | {mean:.3f} | {100 * mean / OPTIMUM:.0f}% | | | |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_docs:
