@@ -1,7 +1,9 @@
 """Frames per second of MSOL-A2C on Taxi vs stable-baselines3's A2C, measured in one run.
 
-Both learners use 12 tasks × 3 envs = 36 Taxi envs, n = 5 steps per update and a 512-256-512 network; MSOL
-computes the whole hierarchy (master, termination, intra-option posteriors and priors, values on z_{t-1}).
+All learners use 12 tasks × 3 envs = 36 Taxi envs, n = 5 steps per update and a 512-256-512 network; MSOL
+computes the whole hierarchy (master, termination, intra-option posteriors and priors, values on z_{t-1}). SB3 is
+measured twice: as configured by `net_arch=[512, 256, 512]` (separate policy and value MLPs) and with one shared
+512-256-512 trunk, the layout of MSOL's encoder.
 
     python benchmarks/msol_throughput.py [--frames 200000] [--threads 1] [--write-docs]
 """
@@ -54,16 +56,34 @@ def make_msol(frames_warmup: int = 20):
     return run
 
 
-def make_sb3():
+def make_sb3(shared_trunk: bool = False):
+    """SB3's A2C on the same 36 envs. Default: ``net_arch=[512, 256, 512]``, which SB3 builds as two separate MLPs
+    (policy and value). ``shared_trunk``: one 512-256-512 ReLU MLP as a shared features extractor with linear
+    policy and value heads, i.e. the layout of MSOL's encoder."""
     from stable_baselines3 import A2C
     from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class SharedMLP(BaseFeaturesExtractor):
+        def __init__(self, observation_space, sizes=(512, 256, 512)):
+            super().__init__(observation_space, features_dim=sizes[-1])
+            layers, width = [], int(np.prod(observation_space.shape))
+            for size in sizes:
+                layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+                width = size
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), *layers)
+
+        def forward(self, obs):
+            return self.net(obs)
 
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
     vec = DummyVecEnv([lambda t=t: Monitor(gymnasium.make("msol/Taxi-v0", task=t)) for t in tasks for _ in range(3)])
     vec.seed(0)
+    policy_kwargs = ({"features_extractor_class": SharedMLP, "net_arch": []} if shared_trunk
+                     else {"net_arch": [512, 256, 512]})
     model = A2C("MlpPolicy", vec, n_steps=5, gamma=0.95, learning_rate=1e-3, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [512, 256, 512]}, verbose=0)
+                policy_kwargs=policy_kwargs, verbose=0)
     model.learn(total_timesteps=36 * 5 * 20)  # warm-up
 
     def run(frames: int) -> float:
@@ -81,24 +101,27 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help=f"write the table into {DOCS}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    # Interleaved rounds so that load from other processes hits both learners alike.
-    msol_run, sb3_run = make_msol(), make_sb3()
+    # Interleaved rounds so that load from other processes hits every learner alike.
+    learners = {"msol": make_msol(), "sb3": make_sb3(), "sb3_shared": make_sb3(shared_trunk=True)}
     rounds = 6
-    t_theirs = 0.0
-    t_ours = 0.0
+    seconds = dict.fromkeys(learners, 0.0)
     for _ in range(rounds):
-        t_ours += msol_run(args.frames // rounds)
-        t_theirs += sb3_run(args.frames // rounds)
-    ours, theirs = args.frames / t_ours, args.frames / t_theirs
+        for name, run in learners.items():
+            seconds[name] += run(args.frames // rounds)
+    fps = {name: args.frames / t for name, t in seconds.items()}
     cmd = f"python benchmarks/msol_throughput.py --frames {args.frames} --threads {args.threads}"
     table = (
         f"{HEADING}\n\n"
         f"Command: `{cmd}`; date {date.today()}; {platform.processor() or platform.machine()}, "
-        f"torch {torch.__version__}, {args.threads} torch thread(s); 36 envs (12 tasks × 3), n=5, 512-256-512; 6 interleaved rounds; machine shared with other jobs (load average {os.getloadavg()[0]:.1f}).\n\n"
-        "| learner | frames/s |\n|---|---|\n"
-        f"| MSOL-A2C (hierarchy: master, termination, intra-option, priors) | {ours:,.0f} |\n"
-        f"| stable-baselines3 A2C (flat) | {theirs:,.0f} |\n"
-        f"| ratio MSOL / SB3 | {ours / theirs:.2f}× |\n"
+        f"torch {torch.__version__}, {args.threads} torch thread(s); 36 envs (12 tasks × 3), n=5, 512-256-512; "
+        f"{rounds} interleaved rounds; load average at the end {os.getloadavg()[0]:.1f} (2 cores).\n\n"
+        "| learner | frames/s | MSOL / this |\n|---|---|---|\n"
+        f"| MSOL-A2C (hierarchy: master, termination, intra-option, priors; shared 512-256-512 encoder) | "
+        f"{fps['msol']:,.0f} | |\n"
+        f"| stable-baselines3 A2C, `net_arch=[512, 256, 512]` (SB3 builds separate policy and value MLPs) | "
+        f"{fps['sb3']:,.0f} | {fps['msol'] / fps['sb3']:.2f}× |\n"
+        f"| stable-baselines3 A2C, one shared 512-256-512 ReLU MLP + linear heads (MSOL's encoder layout) | "
+        f"{fps['sb3_shared']:,.0f} | {fps['msol'] / fps['sb3_shared']:.2f}× |\n"
     )
     print(table)
     if args.write_docs:
