@@ -95,8 +95,6 @@ def main() -> None:
     from msol.plot import plot_sweep
 
     report = plot_sweep(args.out, args.out / "plot", phase="transfer/eval")
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    FIGURE.write_bytes(report.figure.read_bytes())
     cmd = (f"python benchmarks/mb_comparison.py --seeds {' '.join(map(str, args.seeds))} --option-frames "
            f"{args.option_frames} --mlsh-option-frames {args.mlsh_option_frames} --parallel {args.parallel}")
     text = "\n".join([
@@ -112,6 +110,8 @@ def main() -> None:
         f"![Moving Bandits transfer, reduced budget](figures/{FIGURE.name})", ""])
     print(text)
     if args.write_docs:
+        FIGURE.parent.mkdir(parents=True, exist_ok=True)
+        FIGURE.write_bytes(report.figure.read_bytes())
         replace_section(DOCS, HEADING, text)
 
 

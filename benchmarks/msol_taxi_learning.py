@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from benchmarks._runs import ROOT, TrainJob, replace_section, run_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+FIGURES = ROOT / "docs" / "figures"
 HEADING = "## MSOL learning on Taxi (option learning → transfer, test starts)"
 OPTIMUM = 0.590
 
@@ -39,6 +39,18 @@ def read_seed(run_dir: Path) -> dict:
             "curve": [(r["frames_per_task"], r["return/mean"]) for r in evals]}
 
 
+def progress(out: Path, seeds: list[int]) -> str:
+    """Where each unfinished run is: its last metrics row's phase and frames per task."""
+    parts = []
+    for seed in seeds:
+        path = out / f"s{seed}" / "metrics.jsonl"
+        rows = path.read_text().splitlines() if path.exists() else []
+        last = json.loads(rows[-1]) if rows else None
+        parts.append(f"seed {seed}: " + (f"{last['phase']} at {last['frames_per_task']:,} frames per task" if last
+                                         else "not started"))
+    return "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -47,23 +59,27 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=5, help="niceness of the training processes")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "taxi_learning")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the finished runs only")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
-    t0 = time.time()
     jobs = [TrainJob(args.out / f"s{seed}", ["env=taxi", "algo=msol", f"seed={seed}",
                                             f"budget_scale={args.budget_scale}", *args.overrides])
             for seed in args.seeds]
-    if run_all(jobs, args.parallel, nice=args.nice):
+    if not args.report_only and run_all(jobs, args.parallel, nice=args.nice):
         raise SystemExit(f"a run failed; see {args.out}/s*.log")
-    results = {s: read_seed(args.out / f"s{s}") for s in args.seeds}
+    results = {s: read_seed(args.out / f"s{s}") for s in args.seeds if (args.out / f"s{s}" / "summary.json").exists()}
+    unfinished = [s for s in args.seeds if s not in results]
+    if not results:
+        raise SystemExit(f"no finished run under {args.out} for seeds {args.seeds}")
     cmd = "python benchmarks/msol_taxi_learning.py --seeds " + " ".join(map(str, args.seeds)) + \
         f" --budget-scale {args.budget_scale} --parallel {args.parallel}" + \
         ("" if not args.overrides else " " + " ".join(args.overrides))
     lines = [HEADING, "",
              f"Command: `{cmd}`; date {date.today()}; budget {1.4 * args.budget_scale:.3g}M option-learning + "
              f"{0.3 * args.budget_scale:.3g}M transfer frames per task (paper: 1.4M + 0.3M); "
-             f"seeds {args.seeds}; time limits bootstrapped (docs/msol.md). Wall time of this command: "
-             f"{(time.time() - t0) / 60:.1f} min.", "",
+             f"seeds {sorted(results)}; time limits bootstrapped (docs/msol.md)." +
+             (f" **Not finished: seeds {unfinished}** ({progress(args.out, unfinished)}; resumable with the same "
+              "command)." if unfinished else ""), "",
              "| seed | options-phase eval return | final transfer eval return | % of optimum 0.590 | "
              "transfer frames/task to 90% | wall time (min) | frames/s options / transfer |",
              "|---|---|---|---|---|---|---|"]
@@ -73,6 +89,15 @@ def main() -> None:
                      f"{reach} | {r['wall_min']:.1f} | {r['fps']['options']:,.0f} / {r['fps']['transfer']:,.0f} |")
     mean = sum(r["final"] for r in results.values()) / len(results)
     lines.append(f"| mean | | {mean:.3f} | {100 * mean / OPTIMUM:.0f}% | | | |")
+    from msol.plot import plot_sweep
+
+    for phase in ("options/eval", "transfer/eval"):
+        figure = plot_sweep(args.out, args.out / "plot" / phase.split("/")[0], phase=phase).figure
+        name = f"taxi_learning_{phase.split('/')[0]}.png"
+        if args.write_docs:
+            FIGURES.mkdir(parents=True, exist_ok=True)
+            (FIGURES / name).write_bytes(figure.read_bytes())
+        lines += ["", f"![Taxi {phase} return against frames per task, seeds {sorted(results)}](figures/{name})"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_docs:
