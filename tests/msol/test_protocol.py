@@ -1,0 +1,76 @@
+"""The shared protocol loop's pieces: intervals, log rows, evaluation episodes, phase budgets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from msol.envs_adapter import make_env
+from msol.protocol import (
+    PhaseSpec,
+    build_phases,
+    episode_row,
+    evaluate_episodes,
+    log_intervals,
+    mean_stats,
+    protocol_phases,
+)
+
+
+def _cfg(*overrides: str):
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def _spec(frames_per_task: int) -> PhaseSpec:
+    return PhaseSpec("options", ["goal0"], "train", 2, frames_per_task, None, ["goal0", "goal0"])
+
+
+def test_log_intervals_are_the_configured_ones_unless_a_phase_is_short():
+    cfg = _cfg("env=moving_bandits")  # log every 2500, evaluate every 10000 frames per task
+    assert log_intervals(cfg, _spec(600_000)) == (2500, 10_000)
+    log_every, eval_every = log_intervals(cfg, _spec(12_000))  # a quick-budget phase
+    assert 12_000 // log_every >= 50 and 12_000 // eval_every >= 10
+    assert log_intervals(cfg, _spec(3)) == (1, 1)
+
+
+def test_episode_row_means_per_task_and_overall():
+    row = episode_row([(0, 1.0), (1, 3.0), (0, 2.0)], slot_tasks=["R-G", "B-Y"])
+    assert row == {"return/mean": 2.0, "episodes": 3, "return/B-Y": 3.0, "return/R-G": 1.5}
+    empty = episode_row([], slot_tasks=["R-G"])
+    assert math.isnan(empty["return/mean"]) and empty["episodes"] == 0
+
+
+def test_mean_stats_averages_each_key_over_the_updates_that_have_it():
+    assert mean_stats([{"a": 1.0, "b": 4.0}, {"a": 3.0}]) == {"a": 2.0, "b": 4.0}
+    assert mean_stats([]) == {}
+
+
+def test_evaluate_episodes_runs_exactly_one_episode_per_env():
+    cfg = _cfg("env=taxi")
+    env = make_env(cfg, ["R-G", "B-Y"], mode="test", envs_per_slot=3, seed=0)
+    firsts: list[torch.Tensor] = []
+
+    def always_north(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        firsts.append(first.clone())
+        return torch.ones(obs.shape[0], dtype=torch.long)  # never delivers: every episode ends by its time limit
+
+    row = evaluate_episodes(env, seed=1, slot_tasks=["R-G", "B-Y"], act=always_north)
+    assert torch.equal(firsts[0], torch.ones(6))  # the agent is told every env starts fresh
+    assert row["episode_length"] == len(firsts)  # all envs end together, each exactly once
+    assert set(row) == {"return/mean", "episode_length", "return/R-G", "return/B-Y"}
+    assert row["return/mean"] == pytest.approx(np.mean([row["return/R-G"], row["return/B-Y"]]))
+
+
+def test_phase_budgets_scale_and_baseline_phases_have_no_slot_resets():
+    cfg = _cfg("env=taxi", "budget_scale=0.01")
+    phases = build_phases(cfg, [f"t{i}" for i in range(12)])
+    assert [p.name for p in phases] == ["options", "transfer"]
+    assert phases[0].frames_per_task == 14_000 and phases[1].frames_per_task == 3_000
+    assert phases[0].slot_reset_frames == 3_000 and phases[1].slot_reset_frames is None
+    mlsh = protocol_phases(_cfg("env=taxi", "algo=mlsh", "budget_scale=0.01"))
+    assert all(p.slot_reset_frames is None for p in mlsh)
