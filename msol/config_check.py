@@ -69,7 +69,7 @@ RULES: dict[str, Rule] = {
     **dict.fromkeys((
         "lr", "eps", "max_grad_norm", "checkpoint_interval_s", "budget_scale", "init_timeout", "master_lr", "sub_lr",
         "adam_eps", "clip_norm", "huber_delta", "target_kl", "cg_damping", "lambda_max", "potential",
-        "quick_budget_scale",
+        "quick_budget_scale", "option_embedding_init_std",
     ), _POSITIVE),
     **dict.fromkeys((
         "beta_start", "beta_end", "entropy_start", "entropy_end", "entropy_transfer", "value_coef", "policy_coef",

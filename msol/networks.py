@@ -28,7 +28,8 @@ torch.distributions.Distribution.set_default_validate_args(False)
 class OptionEncoder(nn.Module):
     """Shared feature extractor with the option one-hot injected before the last hidden layer."""
 
-    def __init__(self, obs_dim: int, hidden: Sequence[int], num_options: int, option_embedding: int = 128) -> None:
+    def __init__(self, obs_dim: int, hidden: Sequence[int], num_options: int, option_embedding: int = 128,
+                 embedding_init_std: float = 0.1) -> None:
         super().__init__()
         if len(hidden) < 2:
             # One hidden layer: the trunk is the identity on a Linear+ReLU and the option layer is the only layer.
@@ -45,7 +46,7 @@ class OptionEncoder(nn.Module):
         # **choice**: a small embedding init. With nn.Linear's default (weights up to ±1 for a one-hot input) the
         # 128 embedding inputs swamp the state features in the next layer, so a fresh network's features barely
         # depend on the state and learning starts late (measured on Moving Bandits, docs/msol.md).
-        nn.init.normal_(self.option_embed.weight, std=0.1)
+        nn.init.normal_(self.option_embed.weight, std=embedding_init_std)
         nn.init.zeros_(self.option_embed.bias)
         self.option_layer = nn.Linear(width + option_embedding, hidden[-1])
         self.feature_dim = hidden[-1]
@@ -168,6 +169,7 @@ class HierarchicalPolicy(nn.Module):
         num_options: int,
         hidden: Sequence[int],
         option_embedding: int = 128,
+        option_embedding_init_std: float = 0.1,
         learn_terminations: bool = True,
         num_primitives: int = 0,
     ) -> None:
@@ -176,7 +178,7 @@ class HierarchicalPolicy(nn.Module):
         # False for DISTRAL and flat learners: no termination terms anywhere (with one option, no master terms).
         self.learn_terminations = learn_terminations
         self.num_slots, self.num_options, self.action_dim = num_slots, num_options, action_dim
-        self.encoder = OptionEncoder(obs_dim, hidden, num_options, option_embedding)
+        self.encoder = OptionEncoder(obs_dim, hidden, num_options, option_embedding, option_embedding_init_std)
         # After transfer the priors read a frozen copy of the encoder while the posteriors keep training theirs.
         self.prior_encoder: OptionEncoder | None = None
         h_dim, f_dim = self.encoder.trunk_dim, self.encoder.feature_dim

@@ -277,6 +277,7 @@ def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primiti
     policy = HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
                               num_options=int(a.num_options), hidden=list(a.hidden),
                               option_embedding=int(a.option_embedding),
+                              option_embedding_init_std=float(a.get("option_embedding_init_std", 0.1)),
                               learn_terminations=bool(a.get("use_terminations", True)),
                               num_primitives=num_primitives)
     policy.detach_prior_features = bool(a.get("detach_prior_features", False))
