@@ -23,7 +23,7 @@ def _cfg(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def _cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="disabled")
     return subprocess.run([sys.executable, "-m", "msol.train", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
