@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -89,7 +88,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "mb_comparison")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    t0 = time.time()
     jobs = jobs_for(args.out, args.seeds, args.option_frames, args.mlsh_option_frames)
     failed = run_all(jobs, args.parallel, nice=args.nice)
     if failed:
@@ -106,12 +104,14 @@ def main() -> None:
         f"Command: `{cmd}`; date {date.today()}; seeds {args.seeds}; CPU, 1 torch thread per run. Budget per task: "
         f"option learning {args.option_frames / 1e3:.0f}k frames with task-slot resets every "
         f"{args.option_frames // 3 / 1e3:.0f}k (MLSH {args.mlsh_option_frames / 1e3:.0f}k; paper 0.6M with resets every 200k, "
-        f"MLSH 6M), transfer 100k frames (paper) on new goal layouts. Wall time of the command "
-        f"{(time.time() - t0) / 60:.0f} min.", "",
+        f"MLSH 6M), transfer 100k frames (paper) on new goal layouts; runs one at a time next to "
+        "other jobs on the 2-core machine.", "",
         *table(results), "",
-        f"Optimum ≈ {OPTIMUM}; an agent that always goes to one goal gets ≈ {ONE_GOAL}. Same-goal share: layouts "
-        "(of 256 random ones) where every option ends nearest the same goal — MSOL: its prior options; MLSH: its "
-        "sub-policies; DISTRAL has no options.", "",
+        f"Optimum ≈ {OPTIMUM}; an agent that always goes to one goal gets ≈ {ONE_GOAL}. Final return = the last "
+        "evaluation (one episode in each of 4 eval envs per task slot). Same-goal share: share of random goal "
+        "layouts in which every option, followed alone from the start, ends nearest the same goal — MSOL: its "
+        "prior options (greedy, 256 layouts, `options/same_goal_fraction`); MLSH: its sub-policies (32 layouts, "
+        "`options_same_goal` of the last option-learning evaluation); DISTRAL has no options.", "",
         f"![Moving Bandits transfer, reduced budget](figures/{FIGURE.name})", ""])
     print(text)
     if args.write_docs:
