@@ -7,11 +7,13 @@ re-run, one with a checkpoint is resumed (`resume=<dir>`), so killing and re-sta
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +59,15 @@ def run_all(jobs: list[TrainJob], parallel: int, nice: int = 0, poll_s: float = 
                     print(f"done: {job.run_dir}", flush=True)
         time.sleep(poll_s)
     return failed
+
+
+def read_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """A run's metrics rows (``msol.plot.read_metrics``: safe while the run is writing) and its summary, if any."""
+    from msol.plot import read_metrics
+
+    summary_path = run_dir / "summary.json"
+    rows = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else []
+    return rows, json.loads(summary_path.read_text()) if summary_path.exists() else None
 
 
 def replace_section(path: Path, heading: str, body: str) -> None:

@@ -17,7 +17,6 @@ Runs go to `runs/bench/mb_comparison/moving_bandits/<algo>/s<seed>`; finished ru
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from benchmarks._runs import ROOT, TrainJob, replace_section, run_all
+from benchmarks._runs import ROOT, TrainJob, read_run, replace_section, run_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 FIGURE = ROOT / "docs" / "figures" / "mb_comparison.png"
@@ -48,10 +47,9 @@ def jobs_for(out: Path, seeds: list[int], option_frames: int, mlsh_option_frames
     return jobs
 
 
-def read_run(run_dir: Path) -> dict:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+def final_result(run_dir: Path) -> dict:
+    rows, summary = read_run(run_dir)
     evals = [r for r in rows if r["phase"] == "transfer/eval"]
-    summary = json.loads((run_dir / "summary.json").read_text())
     return {"final": evals[-1]["return/mean"], "same_goal": summary.get("options/same_goal_fraction"),
             "wall_min": summary["wall_time_s"] / 60}
 
@@ -92,7 +90,7 @@ def main() -> None:
     failed = run_all(jobs, args.parallel, nice=args.nice)
     if failed:
         raise SystemExit(f"{len(failed)} run(s) failed; logs next to their run dirs under {args.out}")
-    results = {a: [read_run(j.run_dir) for j in jobs if j.run_dir.parent.name == a] for a in ALGOS}
+    results = {a: [final_result(j.run_dir) for j in jobs if j.run_dir.parent.name == a] for a in ALGOS}
 
     from msol.plot import plot_sweep
 

@@ -12,13 +12,12 @@ Runs go to ``runs/bench/taxi_learning/s<seed>``; an existing finished run is rea
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from benchmarks._runs import ROOT, TrainJob, replace_section, run_all
+from benchmarks._runs import ROOT, TrainJob, read_run, replace_section, run_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 FIGURES = ROOT / "docs" / "figures"
@@ -27,9 +26,8 @@ OPTIMUM = 0.590
 
 
 def read_seed(run_dir: Path) -> dict:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows, summary = read_run(run_dir)
     evals = [r for r in rows if r["phase"] == "transfer/eval"]
-    summary = json.loads((run_dir / "summary.json").read_text())
     reach = next((r["frames_per_task"] for r in evals if r["return/mean"] >= 0.9 * OPTIMUM), None)
     # the fps column of a phase's last training row is that phase's average frames/s (all slots)
     fps = {p: [r for r in rows if r["phase"] == p][-1]["fps"] for p in ("options", "transfer")}
@@ -43,9 +41,8 @@ def progress(out: Path, seeds: list[int]) -> str:
     """Where each unfinished run is: its last metrics row's phase and frames per task."""
     parts = []
     for seed in seeds:
-        path = out / f"s{seed}" / "metrics.jsonl"
-        rows = path.read_text().splitlines() if path.exists() else []
-        last = json.loads(rows[-1]) if rows else None
+        rows, _ = read_run(out / f"s{seed}")
+        last = rows[-1] if rows else None
         parts.append(f"seed {seed}: " + (f"{last['phase']} at {last['frames_per_task']:,} frames per task" if last
                                          else "not started"))
     return "; ".join(parts)
@@ -67,7 +64,7 @@ def main() -> None:
             for seed in args.seeds]
     if not args.report_only and run_all(jobs, args.parallel, nice=args.nice):
         raise SystemExit(f"a run failed; see {args.out}/s*.log")
-    results = {s: read_seed(args.out / f"s{s}") for s in args.seeds if (args.out / f"s{s}" / "summary.json").exists()}
+    results = {seed: read_seed(job.run_dir) for seed, job in zip(args.seeds, jobs) if job.finished}
     unfinished = [s for s in args.seeds if s not in results]
     if not results:
         raise SystemExit(f"no finished run under {args.out} for seeds {args.seeds}")

@@ -25,12 +25,12 @@ from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
 import envs  # noqa: F401
-from benchmarks._runs import replace_section
+from benchmarks._runs import ROOT, replace_section
 from msol.envs_adapter import make_env
 from msol.protocol import PhaseSpec
 from msol.trainer import MSOLPhase, _make_policy
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"
 
 

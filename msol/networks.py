@@ -69,10 +69,6 @@ class OptionEncoder(nn.Module):
         embed = torch.cat([weight, weight.new_zeros(1, weight.shape[1])])
         return F.linear(embed + self.option_embed.bias, self.option_layer.weight[:, self.trunk_dim:])
 
-    def with_option(self, h: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
-        """``f(h, z)`` for a batch of option indices ``option`` (long, shape ``[B]``)."""
-        return option_features(self.option_input(h), self.option_table(), option)
-
 
 def option_features(pre: torch.Tensor, table: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
     """``f(h, z) = ReLU(pre + table[z])``; indices beyond the options (primitives) share the last row."""

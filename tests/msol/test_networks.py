@@ -75,7 +75,7 @@ def test_transfer_starts_posteriors_at_priors_and_freezes_priors():
     q_T, p_T = policy.termination_logits(f, fp, slot)
     assert torch.allclose(q_T, p_T, atol=1e-6)
     # the priors equal the source's learned priors, and receive no gradient
-    fs = source.encoder.with_option(source.encoder.features(obs), z)
+    fs, _ = source.option_features(source.trunk(obs), z)
     assert torch.allclose(source.prior_intra(fs).log_softmax(-1), p_L.logits, atol=1e-6)
     frozen = [p for n, p in policy.named_parameters() if n.startswith(("prior_", "prior_encoder"))]
     assert frozen and not any(p.requires_grad for p in frozen)
