@@ -34,7 +34,14 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"
 
 
-def make_msol(frames_warmup: int = 20):
+def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
+    """MSOL's collect/update loop; ``compile_loss`` wraps the loss forward (``msol.losses.evaluate``) in
+    ``torch.compile`` — a probe of how much kernel fusion would buy, not a library option."""
+    if compile_loss:
+        import msol.losses
+        import msol.trainer
+
+        msol.trainer.evaluate = torch.compile(msol.losses.evaluate, dynamic=False)
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "algo=msol"])
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
@@ -98,11 +105,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=200_000, help="total env frames measured per learner")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both learners")
+    parser.add_argument("--compile", action="store_true",
+                        help="also measure MSOL with its loss forward under torch.compile (a probe)")
     parser.add_argument("--write-docs", action="store_true", help=f"write the table into {DOCS}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # Interleaved rounds so that load from other processes hits every learner alike.
     learners = {"msol": make_msol(), "sb3": make_sb3(), "sb3_shared": make_sb3(shared_trunk=True)}
+    if args.compile:
+        t0 = time.perf_counter()
+        learners["msol_compiled"] = make_msol(compile_loss=True)  # after "msol": the patch is process-wide
+        compile_seconds = time.perf_counter() - t0
     rounds = 6
     seconds = dict.fromkeys(learners, 0.0)
     for _ in range(rounds):
@@ -110,6 +123,7 @@ def main() -> None:
             seconds[name] += run(args.frames // rounds)
     fps = {name: args.frames / t for name, t in seconds.items()}
     cmd = f"python benchmarks/msol_throughput.py --frames {args.frames} --threads {args.threads}"
+    cmd += " --compile" if args.compile else ""
     table = (
         f"{HEADING}\n\n"
         f"Command: `{cmd}`; date {date.today()}; {platform.processor() or platform.machine()}, "
@@ -123,6 +137,13 @@ def main() -> None:
         f"| stable-baselines3 A2C, one shared 512-256-512 ReLU MLP + linear heads (MSOL's encoder layout) | "
         f"{fps['sb3_shared']:,.0f} | {fps['msol'] / fps['sb3_shared']:.2f}× |\n"
     )
+    if args.compile:
+        table += (
+            f"\nProbe, not a library option: MSOL-A2C with its loss forward (`msol.losses.evaluate`, and so its "
+            f"backward) under `torch.compile`: {fps['msol_compiled']:,.0f} frames/s = "
+            f"{fps['msol_compiled'] / fps['msol']:.2f}× eager MSOL, {fps['msol_compiled'] / fps['sb3']:.2f}× SB3 "
+            f"default; {compile_seconds:.0f} s to build and compile.\n"
+        )
     print(table)
     if args.write_docs:
         replace_section(DOCS, HEADING, table)
