@@ -37,11 +37,13 @@ HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"
 def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
     """MSOL's collect/update loop; ``compile_loss`` wraps the loss forward (``msol.losses.evaluate``) in
     ``torch.compile`` — a probe of how much kernel fusion would buy, not a library option."""
-    if compile_loss:
-        import msol.losses
-        import msol.trainer
+    import msol.losses
+    import msol.trainer
 
-        msol.trainer.evaluate = torch.compile(msol.losses.evaluate, dynamic=False)
+    # The trainer looks ``evaluate`` up at call time: each learner installs its own before it runs, so an eager
+    # and a compiled learner can be interleaved in one process.
+    evaluate = torch.compile(msol.losses.evaluate, dynamic=False) if compile_loss else msol.losses.evaluate
+    msol.trainer.evaluate = evaluate
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "algo=msol"])
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
@@ -54,6 +56,7 @@ def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
         phase.update()
 
     def run(frames: int) -> float:
+        msol.trainer.evaluate = evaluate
         start_frames, t0 = phase.frames, time.perf_counter()
         while (phase.frames - start_frames) * 12 < frames:
             phase.collect()
@@ -114,7 +117,7 @@ def main() -> None:
     learners = {"msol": make_msol(), "sb3": make_sb3(), "sb3_shared": make_sb3(shared_trunk=True)}
     if args.compile:
         t0 = time.perf_counter()
-        learners["msol_compiled"] = make_msol(compile_loss=True)  # after "msol": the patch is process-wide
+        learners["msol_compiled"] = make_msol(compile_loss=True)
         compile_seconds = time.perf_counter() - t0
     rounds = 6
     seconds = dict.fromkeys(learners, 0.0)
