@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     "device": _DEVICE,
     "optimizer": _choice("rmsprop", "adam"),
     "loss": _choice("a2c", "ppo"),
+    "slot_task_draw": _choice("uniform", "least_covered"),
     "activation": _choice("tanh", "relu"),
     "net": _choice("mlp", "linear"),
     "lr_schedule": _choice("linear", "constant"),

@@ -66,6 +66,28 @@ def _spread_tasks(tasks: list[str], n: int, rng: np.random.Generator) -> list[st
     return [tasks[i] for i in rng.integers(len(tasks), size=n)]
 
 
+SLOT_TASK_DRAWS = ("uniform", "least_covered")
+
+
+def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str) -> str:
+    """The task a reset slot draws (spec/msol.md, "Protocol": a reset slot "draws a new task").
+
+    ``uniform``: any task, uniformly. With as many slots as tasks this leaves 3–7 of Taxi's 12 tasks in no slot at
+    any time, and a task can go unlearned for long stretches (docs/benchmarks.md: a Taxi run whose R-pickup tasks
+    were in no slot for the last 300k option-learning frames per task failed on them after transfer).
+    ``least_covered``: uniformly among the tasks the fewest *other* slots hold, so every task stays in a slot while
+    there are at least as many slots as tasks. Both draw one ``torch.randint``: runs stay reproducible on resume.
+    """
+    if rule == "uniform":
+        return tasks[int(torch.randint(len(tasks), (1,)))]
+    if rule != "least_covered":
+        raise ValueError(f"algo.slot_task_draw={rule!r}; valid: {', '.join(SLOT_TASK_DRAWS)}")
+    others = [t for i, t in enumerate(slot_tasks) if i != slot]
+    counts = [others.count(t) for t in tasks]
+    candidates = [t for t, c in zip(tasks, counts) if c == min(counts)]
+    return candidates[int(torch.randint(len(candidates), (1,)))]
+
+
 class PhaseLearner(Protocol):
     """One phase of one algorithm on a batched multitask env."""
 

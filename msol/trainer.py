@@ -33,7 +33,15 @@ from msol.losses import (
 from msol.networks import HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
 from msol.option_probe import same_goal_fraction
-from msol.protocol import PhaseSpec, build_phases, episode_row, mean_stats, run_protocol, task_names
+from msol.protocol import (
+    PhaseSpec,
+    build_phases,
+    draw_slot_task,
+    episode_row,
+    mean_stats,
+    run_protocol,
+    task_names,
+)
 from msol.run import Run
 from msol.schedules import beta_schedule, linear
 from msol.storage import Rollout
@@ -212,7 +220,8 @@ class MSOLPhase:
             self.slot_resets_done[slot] = due[slot]
             self.policy.reset_slot(int(slot))
             self._reset_optimizer_rows(int(slot))
-            task = self.spec.tasks[int(torch.randint(len(self.spec.tasks), (1,)))]
+            task = draw_slot_task(list(self.spec.tasks), self.env.slot_tasks, int(slot),
+                                  str(self.a.slot_task_draw))
             env_idx, obs = self.env.assign_task(int(slot), task)
             self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
             self.first[env_idx] = 1.0

@@ -1,4 +1,4 @@
-"""The shared protocol loop's pieces: intervals, log rows, evaluation episodes, phase budgets."""
+"""The shared protocol loop's pieces: intervals, log rows, evaluation episodes, phase budgets, task draws."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from msol.envs_adapter import make_env
 from msol.protocol import (
     PhaseSpec,
     build_phases,
+    draw_slot_task,
     episode_row,
     evaluate_episodes,
     log_intervals,
@@ -74,3 +75,59 @@ def test_phase_budgets_scale_and_baseline_phases_have_no_slot_resets():
     assert phases[0].slot_reset_frames == 3_000 and phases[1].slot_reset_frames is None
     mlsh = protocol_phases(_cfg("env=taxi", "algo=mlsh", "budget_scale=0.01"))
     assert all(p.slot_reset_frames is None for p in mlsh)
+
+
+TAXI_TASKS = [f"{a}-{b}" for a in "RGYB" for b in "RGYB" if a != b]
+
+
+def _reset_round_robin(rule: str, resets: int, seed: int = 0) -> list[int]:
+    """Reset 12 slots in turn (as the staggered resets do); the number of tasks in no slot after each reset."""
+    torch.manual_seed(seed)
+    slot_tasks = list(TAXI_TASKS)
+    missing = []
+    for k in range(resets):
+        slot = k % len(slot_tasks)
+        slot_tasks[slot] = draw_slot_task(TAXI_TASKS, slot_tasks, slot, rule)
+        missing.append(len(set(TAXI_TASKS) - set(slot_tasks)))
+    return missing
+
+
+def test_least_covered_draw_keeps_every_task_in_a_slot_where_uniform_draws_lose_some():
+    assert max(_reset_round_robin("least_covered", 120)) == 0
+    assert max(_reset_round_robin("uniform", 120)) >= 3  # the failure mode the rule exists for
+
+
+def test_least_covered_draw_picks_among_the_uncovered_tasks_when_slots_are_fewer():
+    torch.manual_seed(0)
+    tasks = ["a", "b", "c", "d"]
+    draws = {draw_slot_task(tasks, ["a", "b"], 0, "least_covered") for _ in range(50)}
+    assert draws == {"a", "c", "d"}  # slot 0's own task is free again; "b" is held by slot 1
+
+
+def test_uniform_draw_is_the_plain_uniform_draw_of_one_randint():
+    torch.manual_seed(3)
+    drawn = [draw_slot_task(TAXI_TASKS, TAXI_TASKS, 0, "uniform") for _ in range(20)]
+    torch.manual_seed(3)
+    assert drawn == [TAXI_TASKS[int(torch.randint(12, (1,)))] for _ in range(20)]
+
+
+def test_unknown_draw_rule_names_the_valid_ones():
+    with pytest.raises(ValueError, match="valid: uniform, least_covered"):
+        draw_slot_task(TAXI_TASKS, TAXI_TASKS, 0, "round_robin")
+
+
+def test_msol_slot_resets_with_least_covered_draw_keep_every_taxi_task_in_a_slot():
+    from msol.trainer import make_msol_phase
+
+    cfg = _cfg("env=taxi", "algo=msol", "algo.slot_task_draw=least_covered", "env.hparams.envs_per_slot=1",
+               "algo.hidden=[16,16]", "algo.option_embedding=4")
+    tasks = TAXI_TASKS
+    spec = PhaseSpec("options", tasks, "train", 12, 10**6, 30, tasks)  # every slot resets every 30 frames per task
+    env = make_env(cfg, tasks, mode="train", envs_per_slot=1, seed=0)
+    torch.manual_seed(0)
+    phase = make_msol_phase(cfg, spec, env, None)
+    phase.start(seed=0)
+    for _ in range(40):
+        phase.iterate()
+        assert sorted(env.slot_tasks) == sorted(tasks)
+    assert phase.slot_resets_done.min() >= 5
