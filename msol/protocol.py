@@ -74,7 +74,7 @@ def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str
 
     ``uniform``: any task, uniformly. With as many slots as tasks this leaves 3–7 of Taxi's 12 tasks in no slot at
     any time, and a task can go unlearned for long stretches (docs/benchmarks.md: a Taxi run whose R-pickup tasks
-    were in no slot for the last 300k option-learning frames per task failed on them after transfer).
+    were in no slot for the last 275k option-learning frames per task failed on them after transfer).
     ``least_covered``: uniformly among the tasks the fewest *other* slots hold, so every task stays in a slot while
     there are at least as many slots as tasks (with exactly as many, a reset slot keeps its own task). Both draw
     one ``torch.randint``: runs stay reproducible on resume.
