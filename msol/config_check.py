@@ -56,6 +56,9 @@ _TASKS: Rule = (lambda v: v == "all" or (isinstance(v, list) and bool(v) and all
                 "must be 'all' or a non-empty list of task names")
 
 # key (last path component) -> rule. Keys of every algorithm and env config (algo.*, env.hparams.*, env.kwargs.*).
+# How a reset task slot draws its next task (msol.protocol.draw_slot_task).
+SLOT_TASK_DRAWS = ("uniform", "least_covered")
+
 RULES: dict[str, Rule] = {
     **dict.fromkeys((
         "num_options", "num_slots", "envs_per_slot", "n_steps", "option_embedding", "ppo_epochs", "ppo_minibatches",
@@ -108,7 +111,7 @@ RULES: dict[str, Rule] = {
     "device": _DEVICE,
     "optimizer": _choice("rmsprop", "adam"),
     "loss": _choice("a2c", "ppo"),
-    "slot_task_draw": _choice("uniform", "least_covered"),
+    "slot_task_draw": _choice(*SLOT_TASK_DRAWS),
     "activation": _choice("tanh", "relu"),
     "net": _choice("mlp", "linear"),
     "lr_schedule": _choice("linear", "constant"),

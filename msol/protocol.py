@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from msol.config_check import SLOT_TASK_DRAWS
 from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
 from msol.run import Run
 
@@ -64,9 +65,6 @@ def _spread_tasks(tasks: list[str], n: int, rng: np.random.Generator) -> list[st
     if n % len(tasks) == 0:
         return [tasks[i % len(tasks)] for i in range(n)]
     return [tasks[i] for i in rng.integers(len(tasks), size=n)]
-
-
-SLOT_TASK_DRAWS = ("uniform", "least_covered")
 
 
 def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str) -> str:

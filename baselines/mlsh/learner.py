@@ -30,7 +30,7 @@ from baselines.mlsh.storage import MLSHRollout
 from msol.envs_adapter import MultitaskEnv, make_env
 from msol.losses import gae_advantages
 from msol.numerics import check_finite
-from msol.protocol import PhaseSpec, episode_row, evaluate_episodes, mean_stats
+from msol.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
 from msol.run import Run
 
 PROBE_LAYOUTS = 32  # goal layouts of the Moving Bandits diversity probe
@@ -114,7 +114,7 @@ class MLSHPhase:
                                              int(self.a.joint))
             if new_task:
                 self.model.reset_master(slot)
-                task = self.spec.tasks[int(torch.randint(len(self.spec.tasks), (1,)))]
+                task = draw_slot_task(list(self.spec.tasks), self.env.slot_tasks, slot, "uniform")
                 env_idx, obs = self.env.assign_task(slot, task)
                 self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
                 self.first[env_idx] = True

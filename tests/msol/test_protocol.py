@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
@@ -77,7 +78,7 @@ def test_phase_budgets_scale_and_baseline_phases_have_no_slot_resets():
     assert all(p.slot_reset_frames is None for p in mlsh)
 
 
-TAXI_TASKS = [f"{a}-{b}" for a in "RGYB" for b in "RGYB" if a != b]
+TAXI_TASKS = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)  # the 12 pickup-dropoff pairs
 
 
 def _reset_round_robin(rule: str, resets: int, seed: int = 0) -> list[int]:
