@@ -1,9 +1,9 @@
 """Moving Bandits (MLSH paper; MSOL Fig. 2a; spec: envs.md "Moving Bandits").
 
 The agent starts at (200, 200) with two goals drawn uniformly in [0, 400]^2 at every reset; it is rewarded 1 at every
-step at which, after moving, it is within distance 50 (Euclidean, inclusive) of the CORRECT goal. Which goal is
-correct is the task and is not observed, so a task-blind policy can at best commit to one goal (the "local minimum",
-about half the optimal return; see ``envs.optimal``).
+step at which, after moving, it is strictly within distance 50 (Euclidean, ``< 50``, as in the authors' and MLSH's
+code) of the CORRECT goal. Which goal is correct is the task and is not observed, so a task-blind policy can at best
+commit to one goal (the "local minimum", about half the optimal return; see ``envs.optimal``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class MovingBanditsCore(BatchedCore):
     def _step_state(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.position += MOVES[actions]
         goal = self.goals[self._all, self.task]
-        reached = np.sum((self.position - goal) ** 2, axis=1) <= GOAL_RADIUS**2
+        reached = np.sum((self.position - goal) ** 2, axis=1) < GOAL_RADIUS**2
         return reached.astype(np.float64), np.zeros(self.num_envs, dtype=bool)
 
     def observe(self) -> np.ndarray:
@@ -88,7 +88,7 @@ class MovingBanditsEnv(CoreEnv):
         core = self.core
         for g in range(2):
             gx, gy = core.goals[0, g]
-            disc = (xx - gx) ** 2 + (yy - gy) ** 2 <= GOAL_RADIUS**2
+            disc = (xx - gx) ** 2 + (yy - gy) ** 2 < GOAL_RADIUS**2
             img[disc] = (80, 190, 80) if g == int(core.task[0]) else (190, 190, 190)
         ax, ay = (np.clip(core.position[0], 0, ARENA - 4) // 4).astype(int)
         img[max(ay - 2, 0):ay + 3, max(ax - 2, 0):ax + 3] = (220, 40, 40)

@@ -70,7 +70,7 @@ def moving_bandits_target(position: np.ndarray, goal: np.ndarray) -> np.ndarray:
     points = position[:, None, :] + offsets * STEP_SIZE
     dist2 = np.sum((points - goal[:, None, :]) ** 2, axis=2)
     steps = np.abs(offsets).sum(axis=2)
-    cost = np.where(dist2 <= GOAL_RADIUS**2, steps + dist2 / (4 * GOAL_RADIUS**2), np.inf)  # dist term < 1
+    cost = np.where(dist2 < GOAL_RADIUS**2, steps + dist2 / (4 * GOAL_RADIUS**2), np.inf)  # dist term < 1
     return offsets[np.arange(len(goal)), cost.argmin(axis=1)].astype(np.int64)
 
 

@@ -22,12 +22,12 @@ class Step:
 @torch.no_grad()
 def act(
     policy: HierarchicalPolicy, obs: torch.Tensor, z_prev: torch.Tensor, first: torch.Tensor, slot: torch.Tensor,
-    *, greedy_options: bool = False,
+    *, greedy_options: bool = False, greedy_master: bool = False,
 ) -> Step:
     """Sample ``b_t ~ q^T``, then ``z_t ~ q^H`` if ``b_t = 1``, then ``a_t ~ q^L(·|s_t, z_t)``.
 
     ``greedy_options`` takes the argmax of termination and intra-option policies (the authors' code does this with
-    frozen options); the master always samples.
+    frozen options); ``greedy_master`` the argmax of the master too (the authors' test episodes: both on).
     """
     trunk = policy.trunk(obs)
     f_prev, f_prev_prior = policy.option_features(trunk, z_prev)
@@ -41,8 +41,8 @@ def act(
     else:
         b = first.long()
 
-    log_H = policy.master_logits(trunk.h, slot).log_softmax(-1)
-    z_new = _sample(log_H)
+    log_H = policy.master_logits(trunk, slot).log_softmax(-1)
+    z_new = log_H.argmax(-1) if greedy_master else _sample(log_H)
     z = torch.where(b == 1, z_new, z_prev)
 
     f, f_prior = policy.option_features(trunk, z)
@@ -55,7 +55,7 @@ def act(
     if policy.learn_terminations:
         logp = logp + (1.0 - first) * _pick(log_T, b)
     return Step(b=b, z=z, z_hat_switch=(z_new != z_prev).long(), action=action, logp=logp,
-                value=policy.value_of(f_prev, slot))
+                value=policy.value_of(trunk, z_prev, slot, f_prev))
 
 
 def _sample(log_probs: torch.Tensor) -> torch.Tensor:
@@ -69,5 +69,4 @@ def _pick(log_probs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def value_after(policy: HierarchicalPolicy, obs: torch.Tensor, z: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
     """``V(s, z)`` where ``z`` is the option in force when ``s`` was reached (bootstrap values)."""
-    f, _ = policy.option_features(policy.trunk(obs), z)
-    return policy.value_of(f, slot)
+    return policy.value_of(policy.trunk(obs), z, slot)

@@ -57,11 +57,12 @@ _TASKS: Rule = (lambda v: v == "all" or (isinstance(v, list) and bool(v) and all
 
 # key (last path component) -> rule. Keys of every algorithm and env config (algo.*, env.hparams.*, env.kwargs.*).
 # How a reset task slot draws its next task (msol.protocol.draw_slot_task).
-SLOT_TASK_DRAWS = ("uniform", "least_covered")
+SLOT_TASK_DRAWS = ("keep", "uniform")
 
 RULES: dict[str, Rule] = {
     **dict.fromkeys((
         "num_options", "num_slots", "envs_per_slot", "n_steps", "option_embedding", "ppo_epochs", "ppo_minibatches",
+        "encoder_output_size", "transfer_slots",
         "episodes_per_slot", "torch_threads", "batch_size", "n_envs", "total_frames", "rollout", "collect_steps",
         "replay_size", "kl_episodes", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
         "sub_sampling_factor", "macro_duration", "joint", "rollout_steps", "num_subs", "master_batch_size",
@@ -72,7 +73,7 @@ RULES: dict[str, Rule] = {
     **dict.fromkeys((
         "lr", "eps", "max_grad_norm", "checkpoint_interval_s", "budget_scale", "init_timeout", "master_lr", "sub_lr",
         "adam_eps", "clip_norm", "huber_delta", "target_kl", "cg_damping", "lambda_max", "potential",
-        "quick_budget_scale", "option_embedding_init_std",
+        "quick_budget_scale",
     ), _POSITIVE),
     **dict.fromkeys((
         "beta_start", "beta_end", "entropy_start", "entropy_end", "entropy_transfer", "value_coef", "policy_coef",
@@ -87,7 +88,7 @@ RULES: dict[str, Rule] = {
     ), _PROBABILITY),
     **dict.fromkeys((
         "frozen", "greedy_options", "use_terminations", "observe_prev_action", "wandb", "progress_bar",
-        "normalize_advantage", "stagger_slots", "primitive_options",
+        "normalize_advantage", "stagger_slots", "primitive_options", "fresh_master_encoder", "greedy",
     ), _BOOL),
     "max_divergence": _optional(_POSITIVE),
     # the fixed termination prior p(b=1) = 1 - alpha enters a log: 0 and 1 are excluded
@@ -109,9 +110,11 @@ RULES: dict[str, Rule] = {
     "hidden": _LAYERS,
     "phases": _PHASES,
     "device": _DEVICE,
-    "optimizer": _choice("rmsprop", "adam"),
+    "optimizer": _choice("rmsprop", "rmsprop_debiased", "adam"),
     "loss": _choice("a2c", "ppo"),
     "slot_task_draw": _choice(*SLOT_TASK_DRAWS),
+    "reset_optimizer": _choice("slot", "all"),
+    "master_input": _choice("option0", "trunk"),
     "activation": _choice("tanh", "relu"),
     "net": _choice("mlp", "linear"),
     "lr_schedule": _choice("linear", "constant"),

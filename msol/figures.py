@@ -41,7 +41,7 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
     for col, slot in enumerate(slots):
         s = torch.full((obs_t.shape[0],), slot, dtype=torch.long)
         trunk = policy.trunk(obs_t)
-        choice = policy.master_logits(trunk.h, s).argmax(-1).numpy()
+        choice = policy.master_logits(trunk, s).argmax(-1).numpy()
         # termination probability of the option the master would pick: where does that option end?
         f, fp = policy.option_features(trunk, torch.as_tensor(choice))
         term, _ = policy.termination_logits(f, fp, s)

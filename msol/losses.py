@@ -46,17 +46,18 @@ def evaluate(
     f_cur, f_cur_prior = policy.option_features(trunk, batch.z)
 
     q_L, p_L = policy.action_dists(f_cur, f_cur_prior, slot, batch.z)
-    q_H = Categorical(logits=policy.master_logits(trunk.h, slot))
+    q_H = Categorical(logits=policy.master_logits(trunk, slot))
     term_logits, prior_term_logits = policy.termination_logits(f_prev, f_prev_prior, slot, batch.z_prev)
     q_T = Categorical(logits=term_logits)
     p_T_learned = Categorical(logits=prior_term_logits)
 
     b = batch.b.long()
+    value = policy.value_of(trunk, batch.z_prev, slot, f_prev)
     if not policy.learn_terminations:
         zero = torch.zeros_like(batch.reward)
         return Evaluation(logq_L=q_L.log_prob(batch.action), logp_L=p_L.log_prob(batch.action), ent_L=q_L.entropy(),
                           logq_H=q_H.log_prob(batch.z), ent_H=q_H.entropy(), logq_T=zero, ent_T=zero, logp_T=zero,
-                          logp_T_hat=zero, value=policy.value_of(f_prev, slot))
+                          logp_T_hat=zero, value=value)
     if fixed_termination_prior is None:
         logp_T = p_T_learned.log_prob(b)
     else:
@@ -72,7 +73,7 @@ def evaluate(
         ent_T=q_T.entropy(),
         logp_T=logp_T,
         logp_T_hat=p_T_learned.log_prob(batch.z_hat_switch),
-        value=policy.value_of(f_prev, slot),
+        value=value,
     )
 
 
@@ -137,7 +138,7 @@ def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_pr
     (4e-4 on actions, 0.1 on master and termination).
     """
     lam_L = entropy_coef if action_entropy_coef is None else action_entropy_coef
-    L_H = -(lam_L * ev.ent_L + entropy_coef * (batch.b * ev.ent_H + ev.ent_T))
+    L_H = -(lam_L * ev.ent_L + entropy_coef * (batch.b * ev.ent_H + (1.0 - batch.first) * ev.ent_T))
     if distill_priors:
         # L_P: the prior learns the average posterior; p^T_θ learns "would the master switch if it could" (b̂).
         L_P = -ev.logp_L - (1.0 - batch.first) * ev.logp_T_hat
@@ -147,24 +148,26 @@ def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_pr
 
 
 def msol_a2c_loss(
-    ev: Evaluation, batch: Rollout, returns: torch.Tensor, *, num_slots: int, entropy_coef: float,
+    ev: Evaluation, batch: Rollout, returns: torch.Tensor, *, entropy_coef: float,
     value_coef: float = 0.5, policy_coef: float = 1.0, prior_coef: float = 1.0, distill_priors: bool = True,
     action_entropy_coef: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """``L = Σ_i mean_t (λ_V L_V + λ_A L_A + λ_P L_P + L_H)``, with ``2λ_V = λ_A = λ_P = 1`` by default."""
+    """``L = mean over all rows of every task (λ_V L_V + λ_A L_A + λ_P L_P + L_H)``, ``2λ_V = λ_A = λ_P = 1``.
+
+    ``L_V = A²`` (so the value term is ``½·mean(A²)`` and its gradient ``A·∇V``), as in the authors' code.
+    """
     A = returns - ev.value
-    L_V = 0.5 * A.pow(2)
+    L_V = A.pow(2)
     L_A = -A.detach() * joint_logprob(ev, batch)
     L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors, action_entropy_coef)
     per_row = value_coef * L_V + policy_coef * L_A + prior_coef * L_P + L_H
-    # Σ over task slots of the mean over that slot's rows == num_slots × the mean over all rows (equal slot sizes).
-    loss = num_slots * per_row.mean()
+    loss = per_row.mean()
     return loss, {"loss/value": L_V.mean().item(), "loss/policy": L_A.mean().item(),
                   "loss/prior": L_P.mean().item(), "loss/entropy": L_H.mean().item()}
 
 
 def msol_ppo_loss(
-    ev: Evaluation, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *, num_slots: int,
+    ev: Evaluation, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *,
     entropy_coef: float, clip: float, value_coef: float = 0.5, prior_coef: float = 1.0, distill_priors: bool = True,
     action_entropy_coef: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -175,7 +178,7 @@ def msol_ppo_loss(
     L_V = 0.5 * torch.max((ev.value - returns).pow(2), (value_clipped - returns).pow(2))
     L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors, action_entropy_coef)
     per_row = value_coef * L_V + L_A + prior_coef * L_P + L_H
-    loss = num_slots * per_row.mean()
+    loss = per_row.mean()
     clip_frac = ((ratio - 1.0).abs() > clip).float().mean().item()
     return loss, {"loss/value": L_V.mean().item(), "loss/policy": L_A.mean().item(),
                   "loss/prior": L_P.mean().item(), "loss/entropy": L_H.mean().item(), "ppo/clip_frac": clip_frac}

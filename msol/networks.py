@@ -2,9 +2,10 @@
 
 Shapes: ``B`` rows (all envs of all task slots at once), ``n`` task slots, ``m`` options, ``A`` actions.
 
-* ``OptionEncoder``: obs -> trunk features ``h`` (what the master sees) and, for an option ``z``,
-  ``f(h, z) = ReLU(W [h, Linear(onehot z)])`` (what the option-conditioned heads see). One encoder serves every
-  task slot, priors and posteriors alike during option learning.
+* ``OptionEncoder``: obs -> trunk features ``h`` (the listed hidden layers) and, for an option ``z``,
+  ``f(h, z) = ReLU(W [h, Linear(onehot z)])`` of width ``encoder_output_size`` (what the heads see; the master
+  reads ``f(h, 0)`` as in the authors' code, or ``h``). One encoder serves every task slot, priors and posteriors
+  alike during option learning.
 * ``SlotLinear``: one linear head per task slot evaluated for all slots in ONE matmul, then each row picks its own
   slot's output — a single forward pass serves every task, with no Python loop over tasks.
 """
@@ -25,31 +26,40 @@ _NEVER = -1e9  # a logit for "impossible" that keeps log-probabilities finite
 torch.distributions.Distribution.set_default_validate_args(False)
 
 
-class OptionEncoder(nn.Module):
-    """Shared feature extractor with the option one-hot injected before the last hidden layer."""
+# Orthogonal initialisation with zero biases (spec/msol.md, "Initialisation"): ReLU layers with gain √2, every
+# policy head with 0.01 so that every policy, and every master a slot reset re-creates, starts uniform.
+ENCODER_GAIN = math.sqrt(2.0)
+POLICY_GAIN = 0.01
+VALUE_GAIN = 1.0
+EMBEDDING_GAIN = 1.0
 
-    def __init__(self, obs_dim: int, hidden: Sequence[int], num_options: int, option_embedding: int = 128,
-                 embedding_init_std: float = 0.1) -> None:
+
+def init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
+    """Orthogonal weights with ``gain``, zero bias; returns ``layer``."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class OptionEncoder(nn.Module):
+    """Shared feature extractor: the trunk (``hidden``), then the option layer fed with the option's embedding."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int], num_options: int, option_embedding: int,
+                 output_size: int) -> None:
         super().__init__()
-        if len(hidden) < 2:
-            # One hidden layer: the trunk is the identity on a Linear+ReLU and the option layer is the only layer.
-            hidden = (hidden[0], hidden[0])
         layers: list[nn.Module] = []
         width = obs_dim
-        for size in hidden[:-1]:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+        for size in hidden:
+            layers += [init_linear(nn.Linear(width, size), ENCODER_GAIN), nn.ReLU()]
             width = size
         self.trunk = nn.Sequential(*layers)
         self.trunk_dim = width
         self.num_options = num_options
-        self.option_embed = nn.Linear(num_options, option_embedding)
-        # **choice**: a small embedding init. With nn.Linear's default (weights up to ±1 for a one-hot input) the
-        # 128 embedding inputs swamp the state features in the next layer, so a fresh network's features barely
-        # depend on the state and learning starts late (measured on Moving Bandits, docs/msol.md).
-        nn.init.normal_(self.option_embed.weight, std=embedding_init_std)
-        nn.init.zeros_(self.option_embed.bias)
-        self.option_layer = nn.Linear(width + option_embedding, hidden[-1])
-        self.feature_dim = hidden[-1]
+        # Orthogonal with gain 1 on a one-hot input: each embedding has unit norm (entries ≈ 1/√128), small next to
+        # the trunk features, so a fresh network's option features follow the state (docs/msol.md).
+        self.option_embed = init_linear(nn.Linear(num_options, option_embedding), EMBEDDING_GAIN)
+        self.option_layer = init_linear(nn.Linear(width + option_embedding, output_size), ENCODER_GAIN)
+        self.feature_dim = output_size
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         return self.trunk(obs)
@@ -81,15 +91,22 @@ class Trunk(NamedTuple):
     ``prior`` holds the same for the frozen prior encoder after transfer (``None`` while they share one).
     """
 
-    h: torch.Tensor       # trunk features: the master's input
+    h: torch.Tensor       # trunk features
     pre: torch.Tensor     # W_h h + b of the option layer
     table: torch.Tensor   # [m + 1, F] option part of the option layer
     prior: Trunk | None = None
+    control: Trunk | None = None  # after transfer: the fresh encoder that master and value read
 
     @classmethod
-    def of(cls, encoder: OptionEncoder, obs: torch.Tensor, prior: Trunk | None = None) -> Trunk:
+    def of(cls, encoder: OptionEncoder, obs: torch.Tensor, prior: Trunk | None = None,
+           control: Trunk | None = None) -> Trunk:
         h = encoder.features(obs)
-        return cls(h, encoder.option_input(h), encoder.option_table(), prior)
+        return cls(h, encoder.option_input(h), encoder.option_table(), prior, control)
+
+    @property
+    def of_control(self) -> Trunk:
+        """The features master and value read: their own encoder's after transfer, the shared one before."""
+        return self if self.control is None else self.control
 
 
 class SlotLinear(nn.Module):
@@ -102,9 +119,10 @@ class SlotLinear(nn.Module):
     WEIGHT_SLOT_DIM = 1
     BIAS_SLOT_DIM = 0
 
-    def __init__(self, num_slots: int, in_features: int, out_features: int) -> None:
+    def __init__(self, num_slots: int, in_features: int, out_features: int, gain: float = 1.0) -> None:
         super().__init__()
         self.num_slots, self.in_features, self.out_features = num_slots, in_features, out_features
+        self.gain = gain
         self.weight = nn.Parameter(torch.empty(in_features, num_slots, out_features))
         self.bias = nn.Parameter(torch.empty(num_slots, out_features))
         for slot in range(num_slots):
@@ -123,10 +141,11 @@ class SlotLinear(nn.Module):
 
     @torch.no_grad()
     def reset_slot(self, slot: int) -> None:
-        """Re-initialise one slot like ``nn.Linear`` does."""
-        bound = 1.0 / math.sqrt(self.in_features)
-        self.slot_weight(slot).uniform_(-bound, bound)
-        self.bias[slot].uniform_(-bound, bound)
+        """Re-initialise one slot: orthogonal weights with this head's gain, zero bias (:func:`init_linear`)."""
+        weight = torch.empty(self.out_features, self.in_features, dtype=self.weight.dtype)
+        nn.init.orthogonal_(weight, self.gain)
+        self.slot_weight(slot).copy_(weight.t())
+        self.bias[slot].zero_()
 
     @torch.no_grad()
     def copy_into_slot(self, slot: int, source: nn.Linear) -> None:
@@ -136,24 +155,27 @@ class SlotLinear(nn.Module):
 
 
 class HierarchicalPolicy(nn.Module):
-    """Posterior heads per task slot and shared prior heads, on one (or, after transfer, two) encoders.
+    """Posterior heads per task slot and shared prior heads, on one (or, after transfer, three) encoders.
 
     Heads (one linear layer each, spec/msol.md):
 
-    ========================  ==================  ======================
-    head                      input features      per slot / shared
-    ========================  ==================  ======================
-    master ``q^H``            ``h``               per slot
-    termination ``q^T``       ``f(h, z_{t-1})``   per slot
-    value ``V``               ``f(h, z_{t-1})``   per slot
-    intra-option ``q^L``      ``f(h, z_t)``       per slot
-    prior ``p^L_θ``           ``f(h, z_t)``       shared
-    prior ``p^T_θ``           ``f(h, z_{t-1})``   shared (learned, used after transfer)
-    ========================  ==================  ======================
+    ========================  =======================  ======================
+    head                      input features           per slot / shared
+    ========================  =======================  ======================
+    master ``q^H``            ``f(h, 0)`` (or ``h``)   per slot
+    termination ``q^T``       ``f(h, z_{t-1})``        per slot
+    value ``V``               ``f(h, z_{t-1})``        per slot
+    intra-option ``q^L``      ``f(h, z_t)``            per slot
+    prior ``p^L_θ``           ``f(h, z_t)``            shared
+    prior ``p^T_θ``           ``f(h, z_{t-1})``        shared (learned, used after transfer)
+    ========================  =======================  ======================
 
-    For continuous actions ``q^L``/``p^L`` output Gaussian means; log-stds are state-independent parameters per
-    slot and option (posterior) and per option (prior).
+    ``master_input="option0"`` (the authors' code) feeds the master the option layer's output at option 0,
+    ``"trunk"`` the trunk features ``h``. For continuous actions ``q^L``/``p^L`` output Gaussian means; log-stds are
+    state-independent parameters per slot and option (posterior) and per option (prior).
     """
+
+    MASTER_INPUTS = ("option0", "trunk")
 
     def __init__(
         self,
@@ -164,36 +186,43 @@ class HierarchicalPolicy(nn.Module):
         num_slots: int,
         num_options: int,
         hidden: Sequence[int],
+        encoder_output_size: int,
         option_embedding: int = 128,
-        option_embedding_init_std: float = 0.1,
+        master_input: str = "option0",
         learn_terminations: bool = True,
         num_primitives: int = 0,
     ) -> None:
         super().__init__()
+        if master_input not in self.MASTER_INPUTS:
+            raise ValueError(f"master_input={master_input!r}; valid: {', '.join(self.MASTER_INPUTS)}")
         self.continuous = continuous
         # False for DISTRAL and flat learners: no termination terms anywhere (with one option, no master terms).
         self.learn_terminations = learn_terminations
         self.num_slots, self.num_options, self.action_dim = num_slots, num_options, action_dim
-        self.encoder = OptionEncoder(obs_dim, hidden, num_options, option_embedding, option_embedding_init_std)
-        # After transfer the priors read a frozen copy of the encoder while the posteriors keep training theirs.
+        self.master_input = master_input
+        self._encoder_args = (obs_dim, tuple(hidden), num_options, option_embedding, encoder_output_size)
+        self.encoder = OptionEncoder(*self._encoder_args)
+        # After transfer the priors read a frozen copy of the encoder while the posteriors keep training theirs,
+        # and master and value read a fresh one of their own (authors' ``reset_encoder_in_test``).
         self.prior_encoder: OptionEncoder | None = None
+        self.control_encoder: OptionEncoder | None = None
         h_dim, f_dim = self.encoder.trunk_dim, self.encoder.feature_dim
         # Hard options + primitives (paper Fig. 2e): the master may also pick one of ``num_primitives`` primitive
         # actions, i.e. a one-step option ``z = num_options + a`` that always terminates after its step.
         self.num_primitives = num_primitives
-        self.master = SlotLinear(num_slots, h_dim, num_options + num_primitives)
-        self.termination = SlotLinear(num_slots, f_dim, 2)
-        self.value = SlotLinear(num_slots, f_dim, 1)
-        self.intra = SlotLinear(num_slots, f_dim, action_dim)
-        self.prior_intra = nn.Linear(f_dim, action_dim)
-        self.prior_termination = nn.Linear(f_dim, 2)
+        master_dim = f_dim if master_input == "option0" else h_dim
+        self.master = SlotLinear(num_slots, master_dim, num_options + num_primitives, gain=POLICY_GAIN)
+        self.termination = SlotLinear(num_slots, f_dim, 2, gain=POLICY_GAIN)
+        self.value = SlotLinear(num_slots, f_dim, 1, gain=VALUE_GAIN)
+        self.intra = SlotLinear(num_slots, f_dim, action_dim, gain=POLICY_GAIN)
+        self.prior_intra = init_linear(nn.Linear(f_dim, action_dim), POLICY_GAIN)
+        self.prior_termination = init_linear(nn.Linear(f_dim, 2), POLICY_GAIN)
         if continuous:
             self.intra_log_std = nn.Parameter(torch.zeros(num_slots, num_options, action_dim))
             self.prior_log_std = nn.Parameter(torch.zeros(num_options, action_dim))
         self.frozen_posteriors = False  # MSOL(frozen): q^L = p^L, q^T = p^T_θ
         # **choice** (docs/msol.md): when True the prior heads read the shared features without sending gradients
         # into them, so distilling the prior (L_P) does not compete with the RL loss for the shared encoder.
-        # Set per env (env.hparams.detach_prior_features): it made Moving Bandits learn and Taxi worse.
         self.detach_prior_features = False
 
     # ------------------------------------------------------------------ protocol operations
@@ -208,8 +237,12 @@ class HierarchicalPolicy(nn.Module):
             self.intra_log_std[slot].copy_(self.prior_log_std)
 
     @torch.no_grad()
-    def start_transfer(self, frozen: bool) -> None:
-        """Freeze the priors (on a frozen copy of the encoder) and start every slot from them."""
+    def start_transfer(self, frozen: bool, fresh_control_encoder: bool = True) -> None:
+        """Freeze the priors (on a frozen copy of the encoder) and start every slot from them.
+
+        ``fresh_control_encoder``: master and value read a freshly initialised encoder (authors' code) instead of
+        the posteriors' copy of the learned one.
+        """
         import copy
 
         self.prior_encoder = copy.deepcopy(self.encoder)
@@ -217,6 +250,8 @@ class HierarchicalPolicy(nn.Module):
             module.requires_grad_(False)
         if self.continuous:
             self.prior_log_std.requires_grad_(False)
+        if fresh_control_encoder:
+            self.control_encoder = OptionEncoder(*self._encoder_args)
         for slot in range(self.num_slots):
             self.reset_slot(slot)
         self.frozen_posteriors = frozen
@@ -228,9 +263,10 @@ class HierarchicalPolicy(nn.Module):
 
     # ------------------------------------------------------------------ distributions
     def trunk(self, obs: torch.Tensor) -> Trunk:
-        """Posterior trunk features (and, after transfer, the frozen prior trunk's) for ``obs``."""
+        """Posterior trunk features (and, after transfer, the frozen prior's and master/value's) for ``obs``."""
         prior = Trunk.of(self.prior_encoder, obs) if self.prior_encoder is not None else None
-        return Trunk.of(self.encoder, obs, prior)
+        control = Trunk.of(self.control_encoder, obs) if self.control_encoder is not None else None
+        return Trunk.of(self.encoder, obs, prior, control)
 
     def option_features(self, trunk: Trunk, option: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(posterior, prior) option-conditioned features ``f(h, z)`` for option indices ``option``."""
@@ -241,8 +277,11 @@ class HierarchicalPolicy(nn.Module):
     def _prior_input(self, features: torch.Tensor) -> torch.Tensor:
         return features.detach() if self.detach_prior_features and not self.frozen_posteriors else features
 
-    def master_logits(self, h: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        return self.master(h, slot)
+    def master_logits(self, trunk: Trunk, slot: torch.Tensor) -> torch.Tensor:
+        """``q^H`` logits; the master never sees ``z_{t-1}``: it reads ``f(h, 0)`` or ``h`` (``master_input``)."""
+        src = trunk.of_control
+        x = src.h if self.master_input == "trunk" else F.relu(src.pre + src.table[0])
+        return self.master(x, slot)
 
     def termination_logits(
         self, f_prev: torch.Tensor, f_prev_prior: torch.Tensor, slot: torch.Tensor, z_prev: torch.Tensor | None = None,
@@ -262,8 +301,14 @@ class HierarchicalPolicy(nn.Module):
             prior = None if prior is None else torch.where(primitive, always_end, prior)
         return post, prior if with_prior else None
 
-    def value_of(self, f_prev: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        return self.value(f_prev, slot).squeeze(-1)
+    def value_of(self, trunk: Trunk, z_prev: torch.Tensor, slot: torch.Tensor,
+                 f_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """``V(s_t, z_{t-1})``; ``f_prev`` (the shared ``f(h, z_{t-1})``, if already computed) is reused before
+        transfer, when master and value share the encoder."""
+        if trunk.control is None and f_prev is not None:
+            return self.value(f_prev, slot).squeeze(-1)
+        src = trunk.of_control
+        return self.value(option_features(src.pre, src.table, z_prev), slot).squeeze(-1)
 
     def action_dists(
         self, f: torch.Tensor, f_prior: torch.Tensor, slot: torch.Tensor, option: torch.Tensor,

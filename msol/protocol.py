@@ -39,13 +39,12 @@ class PhaseSpec:
 def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
     """The option-learning and transfer phases of ``cfg`` (``algo.phases`` picks which run)."""
     a, e, scale = cfg.algo, cfg.env, float(cfg.budget_scale)
-    rng = np.random.default_rng(cfg.seed + 7919)
     phases = []
     for name in a.phases:
         if name == "options":
             tasks = resolve_tasks(e.train_tasks, all_tasks)
             n = int(a.num_slots)
-            slot_tasks = _spread_tasks(tasks, n, rng)
+            slot_tasks = _spread_tasks(tasks, n)
             phases.append(PhaseSpec("options", tasks, str(e.train_mode), n,
                                     max(1, int(a.option_frames_per_task * scale)),
                                     max(1, int(a.slot_reset_frames_per_task * scale)), slot_tasks))
@@ -54,37 +53,30 @@ def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
             n = int(OmegaConf.select(cfg, "env.hparams.transfer_slots", default=None) or len(tasks))
             phases.append(PhaseSpec(name, tasks, str(e.transfer_mode), n,
                                     max(1, int(a.transfer_frames_per_task * scale)), None,
-                                    _spread_tasks(tasks, n, rng)))
+                                    _spread_tasks(tasks, n)))
         else:
             raise ValueError(f"algo.phases: unknown phase {name!r}; valid: options, transfer, scratch")
     return phases
 
 
-def _spread_tasks(tasks: list[str], n: int, rng: np.random.Generator) -> list[str]:
-    """One slot per task when there are as many slots as tasks; otherwise tasks drawn uniformly per slot."""
-    if n % len(tasks) == 0:
-        return [tasks[i % len(tasks)] for i in range(n)]
-    return [tasks[i] for i in rng.integers(len(tasks), size=n)]
+def _spread_tasks(tasks: list[str], n: int) -> list[str]:
+    """Tasks assigned to slots round-robin (authors' code): every task holds ``n / len(tasks)`` slots, ±1."""
+    return [tasks[i % len(tasks)] for i in range(n)]
 
 
 def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str) -> str:
-    """The task a reset slot draws (spec/msol.md, "Protocol": a reset slot "draws a new task").
+    """The task of a slot after its regular reset.
 
-    ``uniform``: any task, uniformly. With as many slots as tasks this leaves 3–7 of Taxi's 12 tasks in no slot at
-    any time, and a task can go unlearned for long stretches (docs/benchmarks.md: a Taxi run whose R-pickup tasks
-    were in no slot for the last 275k option-learning frames per task failed on them after transfer).
-    ``least_covered``: uniformly among the tasks the fewest *other* slots hold, so every task stays in a slot while
-    there are at least as many slots as tasks (with exactly as many, a reset slot keeps its own task). Both draw
-    one ``torch.randint``: runs stay reproducible on resume.
+    ``keep`` (MSOL's default): the slot keeps its task (authors' ``reset_task``: "Constraints remain the same"), so
+    every task always has the same number of slots. ``uniform``: any task, uniformly (one ``torch.randint``, so runs
+    stay reproducible on resume) — MLSH's task draw; for MSOL it left 3–7 of Taxi's 12 tasks in no slot at any time
+    and lost a run three tasks (docs/benchmarks.md).
     """
+    if rule == "keep":
+        return slot_tasks[slot]
     if rule == "uniform":
         return tasks[int(torch.randint(len(tasks), (1,)))]
-    if rule != "least_covered":
-        raise ValueError(f"algo.slot_task_draw={rule!r}; valid: {', '.join(SLOT_TASK_DRAWS)}")
-    others = [t for i, t in enumerate(slot_tasks) if i != slot]
-    counts = [others.count(t) for t in tasks]
-    candidates = [t for t, c in zip(tasks, counts) if c == min(counts)]
-    return candidates[int(torch.randint(len(candidates), (1,)))]
+    raise ValueError(f"algo.slot_task_draw={rule!r}; valid: {', '.join(SLOT_TASK_DRAWS)}")
 
 
 class PhaseLearner(Protocol):

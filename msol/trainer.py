@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from msol.acting import act, value_after
 from msol.algorithms import register_algorithm
+from msol.diagnostics import option_layer_stats
 from msol.envs_adapter import MultitaskEnv
 from msol.evaluation import evaluate_slots
 from msol.figures import plot_options
@@ -43,7 +44,7 @@ from msol.protocol import (
     task_names,
 )
 from msol.run import Run
-from msol.schedules import beta_schedule, linear
+from msol.schedules import beta_schedule
 from msol.storage import Rollout
 
 
@@ -65,14 +66,7 @@ class MSOLPhase:
         self.observe_prev_action = bool(getattr(self.a, "observe_prev_action", False))
         input_dim = env.obs_dim + (env.action_dim if self.observe_prev_action else 0)
         self.storage = Rollout.allocate(self.n_steps, self.num_envs, input_dim, env.action_shape, self.continuous)
-        params = [p for p in policy.parameters() if p.requires_grad]
-        if self.a.optimizer == "rmsprop":
-            self.optimizer = torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps,
-                                                 foreach=True)
-        elif self.a.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps, foreach=True)
-        else:
-            raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
+        self.optimizer = self._make_optimizer()
         # Per-slot parameters and their slot dimension: zeroed in the optimizer state when their slot is reset.
         heads = (policy.master, policy.value, policy.intra, policy.termination)
         self.slot_params = [(p, dim) for head in heads for p, dim in ((head.weight, head.WEIGHT_SLOT_DIM),
@@ -88,6 +82,19 @@ class MSOLPhase:
         self.update_stats: list[dict[str, float]] = []
         self.slot_resets_done = np.zeros(spec.num_slots, dtype=np.int64)
 
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        if self.a.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps, foreach=True)
+        if self.a.optimizer == "rmsprop_debiased":
+            # Adam without momentum is RMSprop whose squared-gradient average is bias-corrected: its first steps
+            # are lr-sized, where torch's RMSprop (average started at 0) takes steps of up to lr/sqrt(1 - alpha).
+            return torch.optim.Adam(params, lr=self.a.lr, betas=(0.0, self.a.rmsprop_alpha), eps=self.a.eps,
+                                    foreach=True)
+        if self.a.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps, foreach=True)
+        raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, rmsprop_debiased, adam")
+
     # ------------------------------------------------------------------ schedules
     @property
     def beta(self) -> float:
@@ -100,9 +107,11 @@ class MSOLPhase:
 
     @property
     def entropy_coef(self) -> float:
+        """λ_H anneals over option learning less its final period and is then held, like β (authors' code)."""
         if self.transfer or self.scratch:
             return float(self.a.entropy_transfer)
-        return linear(self.a.entropy_start, self.a.entropy_end, self.frames, self.spec.frames_per_task)
+        return beta_schedule(self.frames, self.spec.frames_per_task, self.a.entropy_start, self.a.entropy_end,
+                             self.a.beta_hold_frames_per_task * self.budget_scale)
 
     # ------------------------------------------------------------------ collect
     def start(self, seed: int) -> None:
@@ -114,9 +123,14 @@ class MSOLPhase:
     def _input(self, obs: torch.Tensor, prev_action: torch.Tensor) -> torch.Tensor:
         return policy_input(obs, prev_action if self.observe_prev_action else None, self.env.action_dim)
 
+    @property
+    def greedy_options(self) -> bool:
+        """Frozen options (MSOL(frozen), hard options) act with argmax where ``algo.greedy_options`` says so."""
+        return bool(self.a.greedy_options) and self.policy.frozen_posteriors
+
     def collect(self) -> None:
         """Fill the rollout with ``n_steps`` steps of every env."""
-        st, greedy = self.storage, bool(self.a.greedy_options) and self.policy.frozen_posteriors
+        st, greedy = self.storage, self.greedy_options
         for t in range(self.n_steps):
             x = self._input(self.obs, self.prev_action)
             check_finite("observations", x)  # before the networks turn it into an opaque sampling error
@@ -149,7 +163,7 @@ class MSOLPhase:
         flat = self.storage.flat()
         slot = self.slot.repeat(self.n_steps)
         beta, entropy_coef = self.beta, self.entropy_coef
-        common = dict(num_slots=self.spec.num_slots, entropy_coef=entropy_coef, value_coef=self.a.value_coef,
+        common = dict(entropy_coef=entropy_coef, value_coef=self.a.value_coef,
                       action_entropy_coef=getattr(self.a, "entropy_action", None),
                       prior_coef=self.a.prior_coef, distill_priors=distill)
         if self.a.loss == "a2c":
@@ -210,7 +224,11 @@ class MSOLPhase:
 
     # ------------------------------------------------------------------ task-slot resets
     def maybe_reset_slots(self) -> None:
-        """Staggered regular resets: slot ``i`` resets each time ``frames + i/n · interval`` crosses an interval."""
+        """Staggered regular resets: slot ``i`` resets each time ``frames + i/n · interval`` crosses an interval.
+
+        A reset slot keeps its task by default (``algo.slot_task_draw=keep``, the authors' ``reset_task``): only its
+        master, value and posteriors are re-initialised and its envs restart with fresh episodes.
+        """
         interval = self.spec.slot_reset_frames
         if interval is None:
             return
@@ -219,7 +237,10 @@ class MSOLPhase:
         for slot in np.flatnonzero(due > self.slot_resets_done):
             self.slot_resets_done[slot] = due[slot]
             self.policy.reset_slot(int(slot))
-            self._reset_optimizer_rows(int(slot))
+            if self.a.reset_optimizer == "all":
+                self.optimizer = self._make_optimizer()
+            else:
+                self._reset_optimizer_rows(int(slot))
             task = draw_slot_task(list(self.spec.tasks), self.env.slot_tasks, int(slot),
                                   str(self.a.slot_task_draw))
             env_idx, obs = self.env.assign_task(int(slot), task)
@@ -244,9 +265,14 @@ class MSOLPhase:
         self.update()
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
-        return evaluate_slots(self.policy, env, seed=seed, slot_tasks=self.env.slot_tasks,
-                              greedy=bool(self.a.greedy_options) and self.policy.frozen_posteriors,
-                              observe_prev_action=self.observe_prev_action)
+        """Evaluation episodes: greedy at every level with ``eval.greedy`` (the authors' test curves), else sampled
+        as in training; the row's ``greedy`` column says which."""
+        greedy = bool(self.cfg.eval.greedy)
+        row = evaluate_slots(self.policy, env, seed=seed, slot_tasks=self.env.slot_tasks,
+                             greedy=greedy or self.greedy_options, greedy_master=greedy,
+                             observe_prev_action=self.observe_prev_action)
+        row["greedy"] = float(greedy)
+        return row
 
     def finish_phase(self, run: Run) -> dict[str, float]:
         """The option picture of this phase (PNG in the run dir and W&B); on Moving Bandits the option probe."""
@@ -258,8 +284,11 @@ class MSOLPhase:
         return {}
 
     def pop_log_row(self) -> dict[str, float]:
-        """Mean of the update statistics and per-task returns since the last row."""
-        row = {**mean_stats(self.update_stats), **episode_row(self.episodes, self.env.slot_tasks)}
+        """Mean of the update statistics and per-task returns since the last row, and the option-layer
+        diagnostics (:func:`msol.diagnostics.option_layer_stats`) on the last rollout's observations."""
+        row = {**mean_stats(self.update_stats), **episode_row(self.episodes, self.env.slot_tasks),
+               **option_layer_stats(self.policy, self.storage.obs.flatten(0, 1), self.slot.repeat(self.n_steps),
+                                    self.env.slot_tasks)}
         self.episodes, self.update_stats = [], []
         return row
 
@@ -284,11 +313,10 @@ def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primiti
     a = cfg.algo
     obs_dim = env.obs_dim + (env.action_dim if a.get("observe_prev_action", False) else 0)
     policy = HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
-                              num_options=int(a.num_options), hidden=list(a.hidden),
-                              option_embedding=int(a.option_embedding),
-                              option_embedding_init_std=float(a.get("option_embedding_init_std", 0.1)),
-                              learn_terminations=bool(a.get("use_terminations", True)),
-                              num_primitives=num_primitives)
+                                num_options=int(a.num_options), hidden=list(a.hidden),
+                                encoder_output_size=int(a.encoder_output_size),
+                                option_embedding=int(a.option_embedding), master_input=str(a.master_input),
+                                learn_terminations=bool(a.use_terminations), num_primitives=num_primitives)
     policy.detach_prior_features = bool(a.get("detach_prior_features", False))
     return policy
 
@@ -301,7 +329,7 @@ def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: Multitask
     shared = {k: v for k, v in source.state_dict().items()
               if k.startswith(("encoder.", "prior_intra.", "prior_termination.", "prior_log_std"))}
     policy.load_state_dict(shared, strict=False)
-    policy.start_transfer(frozen=bool(cfg.algo.frozen))
+    policy.start_transfer(frozen=bool(cfg.algo.frozen), fresh_control_encoder=bool(cfg.algo.fresh_master_encoder))
     return policy
 
 

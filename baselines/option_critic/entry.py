@@ -28,7 +28,7 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
         return phase
     # Option learning, "scratch", or resuming into transfer (the checkpoint then brings weights and optimizer).
     net = OptionCriticNetwork(env.obs_dim, len(env.tasks), env.action_dim, num_options=int(cfg.algo.num_options),
-                              hidden=list(cfg.algo.hidden))
+                              hidden=[*cfg.algo.hidden, int(cfg.algo.encoder_output_size)])
     return OptionCriticPhase(cfg, spec, env, net)
 
 

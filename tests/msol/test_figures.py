@@ -15,7 +15,7 @@ from msol.trainer import _make_policy
 
 def test_taxi_option_map_is_written(tmp_path):
     with initialize_config_module(config_module="configs", version_base="1.3"):
-        cfg = compose("train", overrides=["env=taxi", "env.hparams.hidden=[32,16,32]"])
+        cfg = compose("train", overrides=["env=taxi", "env.hparams.hidden=[32,16]", "env.hparams.encoder_output_size=32"])
     env = make_env(cfg, ["R-G", "B-Y"], mode="train", envs_per_slot=1, seed=0)
     path = plot_options(_make_policy(cfg, env, 2), env, tmp_path / "options.png")
     assert path is not None and path.stat().st_size > 5000
@@ -24,7 +24,8 @@ def test_taxi_option_map_is_written(tmp_path):
 
 def test_moving_bandits_probe_detects_options_heading_to_the_same_goal():
     torch.manual_seed(0)
-    policy = HierarchicalPolicy(6, 5, continuous=False, num_slots=1, num_options=2, hidden=[8, 8])
+    policy = HierarchicalPolicy(6, 5, continuous=False, num_slots=1, num_options=2, hidden=[8],
+                                encoder_output_size=8)
     with torch.no_grad():  # both options: always "x+20" -> identical paths -> same goal in every layout
         policy.prior_intra.weight.zero_()
         policy.prior_intra.bias.copy_(torch.tensor([0.0, 5.0, 0.0, 0.0, 0.0]))

@@ -56,26 +56,28 @@ def test_a2c_loss_terms_match_hand_computation():
     ev = _ev()
     batch = _batch(b=[1.0, 0.0], first=[0.0, 1.0])
     returns = torch.tensor([1.0, 0.3])
-    loss, stats = msol_a2c_loss(ev, batch, returns, num_slots=2, entropy_coef=0.1)
+    loss, stats = msol_a2c_loss(ev, batch, returns, entropy_coef=0.1)
     A = [1.0 - 0.4, 0.3 + 0.2]
-    L_V = [0.5 * a * a for a in A]
+    L_V = [a * a for a in A]  # L_V = A², weighed by λ_V = ½ (authors' value_loss_coef · mean(A²))
     # row 0: b=1, not first -> q^L + q^H + q^T;  row 1: b=0, first -> q^L only
     L_A = [-A[0] * (-0.5 - 0.3 - 0.1), -A[1] * (-1.0)]
-    L_H = [-0.1 * (1.0 + 0.6 + 0.2), -0.1 * (0.5 + 0.0 + 0.3)]
+    # the entropy of q^T is masked at first steps like every other termination term
+    L_H = [-0.1 * (1.0 + 0.6 + 0.2), -0.1 * (0.5 + 0.0 + 0.0)]
     L_P = [0.7 + 1.5, 0.2]  # -ln p^L - (1-first) ln p^T_θ(b̂)
-    expected = 2 * sum(0.5 * v + a + p + h for v, a, p, h in zip(L_V, L_A, L_P, L_H)) / 2
+    expected = sum(0.5 * v + a + p + h for v, a, p, h in zip(L_V, L_A, L_P, L_H)) / 2  # a plain mean over rows
     assert loss.item() == pytest.approx(expected)
     assert stats["loss/prior"] == pytest.approx(sum(L_P) / 2)
+    assert stats["loss/entropy"] == pytest.approx(sum(L_H) / 2)
     loss.backward()
-    # dL/dV = num_slots * mean(-λ_V A) ; only the value carries gradient here
-    assert ev.value.grad.tolist() == pytest.approx([-0.5 * A[0], -0.5 * A[1]])
+    # dL/dV = mean(-2 λ_V A) = -A / rows: the value gradient is A·∇V per row, averaged
+    assert ev.value.grad.tolist() == pytest.approx([-A[0] / 2, -A[1] / 2])
 
 
 def test_prior_distillation_off_after_transfer():
     ev = _ev()
-    loss_on, _ = msol_a2c_loss(ev, _batch([1.0, 0.0], [0.0, 0.0]), torch.zeros(2), num_slots=1, entropy_coef=0.0)
-    loss_off, stats = msol_a2c_loss(ev, _batch([1.0, 0.0], [0.0, 0.0]), torch.zeros(2), num_slots=1,
-                                    entropy_coef=0.0, distill_priors=False)
+    loss_on, _ = msol_a2c_loss(ev, _batch([1.0, 0.0], [0.0, 0.0]), torch.zeros(2), entropy_coef=0.0)
+    loss_off, stats = msol_a2c_loss(ev, _batch([1.0, 0.0], [0.0, 0.0]), torch.zeros(2), entropy_coef=0.0,
+                                    distill_priors=False)
     assert stats["loss/prior"] == 0.0
     assert loss_on.item() - loss_off.item() == pytest.approx((0.7 + 1.5 + 0.2 + 0.25) / 2)
     assert math.isfinite(loss_off.item())

@@ -11,8 +11,12 @@ from msol.trainer import _transfer_policy
 
 def _policy(continuous=False, slots=3):
     torch.manual_seed(0)
-    return HierarchicalPolicy(5, 4, continuous=continuous, num_slots=slots, num_options=3, hidden=[16, 8],
-                              option_embedding=4)
+    return HierarchicalPolicy(5, 4, continuous=continuous, num_slots=slots, num_options=3, hidden=[16],
+                              encoder_output_size=8, option_embedding=4)
+
+
+ALGO = {"num_options": 3, "hidden": [16], "encoder_output_size": 8, "option_embedding": 4, "master_input": "option0",
+        "use_terminations": True, "fresh_master_encoder": True}
 
 
 def test_slot_linear_equals_a_loop_over_slots():
@@ -64,7 +68,7 @@ def test_transfer_starts_posteriors_at_priors_and_freezes_priors():
         obs_dim, action_dim, continuous = 5, 4, False
 
     from omegaconf import OmegaConf
-    cfg = OmegaConf.create({"algo": {"num_options": 3, "hidden": [16, 8], "option_embedding": 4, "frozen": False}})
+    cfg = OmegaConf.create({"algo": {**ALGO, "frozen": False}})
     policy = _transfer_policy(cfg, source, FakeEnv(), num_slots=2)
     obs = torch.randn(6, 5)
     slot = torch.tensor([0, 1, 0, 1, 0, 1])
@@ -90,7 +94,7 @@ def test_frozen_transfer_keeps_posteriors_equal_to_priors():
         obs_dim, action_dim, continuous = 5, 4, False
 
     from omegaconf import OmegaConf
-    cfg = OmegaConf.create({"algo": {"num_options": 3, "hidden": [16, 8], "option_embedding": 4, "frozen": True}})
+    cfg = OmegaConf.create({"algo": {**ALGO, "frozen": True}})
     policy = _transfer_policy(cfg, source, FakeEnv(), num_slots=2)
     trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
     assert not any(n.startswith(("intra", "termination", "prior")) for n in trainable)
@@ -124,8 +128,8 @@ def test_option_table_equals_concatenated_embedding_layer():
 
 def test_primitive_options_act_once_then_terminate():
     torch.manual_seed(0)
-    policy = HierarchicalPolicy(5, 4, continuous=False, num_slots=1, num_options=3, hidden=[16, 8],
-                                option_embedding=4, num_primitives=4)
+    policy = HierarchicalPolicy(5, 4, continuous=False, num_slots=1, num_options=3, hidden=[16],
+                                encoder_output_size=8, option_embedding=4, num_primitives=4)
     with torch.no_grad():
         policy.master.weight.zero_()
         policy.master.bias.zero_()
@@ -138,3 +142,73 @@ def test_primitive_options_act_once_then_terminate():
     # after a primitive, the termination is forced
     step2 = act(policy, obs, step.z, torch.zeros(6), slot)
     assert step2.b.tolist() == [1] * 6
+
+
+def test_initialisation_is_orthogonal_with_uniform_policies_and_zero_biases():
+    policy = _policy(slots=2)
+    enc = policy.encoder
+    for layer in (enc.trunk[0], enc.option_layer, enc.option_embed, policy.prior_intra):
+        assert torch.count_nonzero(layer.bias) == 0
+    w = enc.trunk[0].weight  # [16, 5]: orthonormal columns scaled by √2
+    assert torch.allclose(w.t() @ w, 2.0 * torch.eye(5), atol=1e-5)
+    assert torch.allclose(policy.value.slot_weight(1).t() @ policy.value.slot_weight(1), torch.eye(1), atol=1e-5)
+    obs = torch.rand(64, 5)  # observations of our envs lie in about [0, 1]
+    slot = torch.randint(2, (64,))
+    z = torch.randint(3, (64,))
+    with torch.no_grad():
+        trunk = policy.trunk(obs)
+        f, fp = policy.option_features(trunk, z)
+        q_L, p_L = policy.action_dists(f, fp, slot, z)
+        q_T, p_T = policy.termination_logits(f, fp, slot)
+        q_H = policy.master_logits(trunk, slot).softmax(-1)
+    for probs in (q_L.probs, p_L.probs, q_T.softmax(-1), p_T.softmax(-1), q_H):
+        uniform = torch.full_like(probs, 1.0 / probs.shape[-1])
+        assert torch.allclose(probs, uniform, atol=0.02)  # gain 0.01: every policy starts (almost) uniform
+    values = policy.value_of(trunk, z, slot)
+    assert values.std() > 0.1  # gain 1: the value head is not squashed
+
+
+def test_master_reads_option_zero_features_or_the_trunk():
+    policy = _policy()
+    obs, slot = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    trunk = policy.trunk(obs)
+    f0, _ = policy.option_features(trunk, torch.zeros(6, dtype=torch.long))
+    assert torch.allclose(policy.master_logits(trunk, slot), policy.master(f0, slot))
+    torch.manual_seed(0)
+    on_trunk = HierarchicalPolicy(5, 4, continuous=False, num_slots=3, num_options=3, hidden=[16],
+                                  encoder_output_size=8, option_embedding=4, master_input="trunk")
+    trunk = on_trunk.trunk(obs)
+    assert on_trunk.master.in_features == 16
+    assert torch.allclose(on_trunk.master_logits(trunk, slot), on_trunk.master(trunk.h, slot))
+
+
+def test_at_transfer_master_and_value_read_a_fresh_encoder():
+    from omegaconf import OmegaConf
+
+    source = _policy(slots=2)
+
+    class FakeEnv:
+        obs_dim, action_dim, continuous = 5, 4, False
+
+    policy = _transfer_policy(OmegaConf.create({"algo": {**ALGO, "frozen": False}}), source, FakeEnv(), num_slots=2)
+    control = policy.control_encoder
+    assert control is not None
+    assert not torch.allclose(control.trunk[0].weight, policy.encoder.trunk[0].weight)  # fresh, not a copy
+    obs, slot, z = torch.randn(6, 5), torch.tensor([0, 1, 0, 1, 0, 1]), torch.randint(3, (6,))
+    trunk = policy.trunk(obs)
+    (policy.master_logits(trunk, slot).sum() + policy.value_of(trunk, z, slot).sum()).backward()
+    assert control.trunk[0].weight.grad.abs().sum() > 0
+    assert policy.encoder.trunk[0].weight.grad is None  # the options' encoder gets nothing from master and value
+    kept = _transfer_policy(OmegaConf.create({"algo": {**ALGO, "frozen": False, "fresh_master_encoder": False}}),
+                            source, FakeEnv(), num_slots=2)
+    assert kept.control_encoder is None
+
+
+def test_greedy_master_takes_the_argmax():
+    policy = _policy()
+    with torch.no_grad():
+        policy.master.bias[:, 1] = 1.0  # p(z=1) ≈ 0.58: a sampled master often picks another option
+    obs, first = torch.randn(200, 5), torch.ones(200)
+    slot, z_prev = torch.zeros(200, dtype=torch.long), torch.zeros(200, dtype=torch.long)
+    assert (act(policy, obs, z_prev, first, slot, greedy_master=True).z == 1).all()
+    assert (act(policy, obs, z_prev, first, slot).z != 1).any()

@@ -81,31 +81,8 @@ def test_phase_budgets_scale_and_baseline_phases_have_no_slot_resets():
 TAXI_TASKS = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)  # the 12 pickup-dropoff pairs
 
 
-def _reset_round_robin(rule: str, resets: int, seed: int = 0) -> list[int]:
-    """Reset 12 slots in turn (as the staggered resets do); the number of tasks in no slot after each reset."""
-    torch.manual_seed(seed)
-    slot_tasks = list(TAXI_TASKS)
-    missing = []
-    for k in range(resets):
-        slot = k % len(slot_tasks)
-        slot_tasks[slot] = draw_slot_task(TAXI_TASKS, slot_tasks, slot, rule)
-        missing.append(len(set(TAXI_TASKS) - set(slot_tasks)))
-    return missing
-
-
-def test_least_covered_draw_keeps_every_task_in_a_slot_where_uniform_draws_lose_some():
-    assert max(_reset_round_robin("least_covered", 120)) == 0
-    assert max(_reset_round_robin("uniform", 120)) >= 3  # the failure mode the rule exists for
-
-
-def test_least_covered_draw_picks_among_the_uncovered_tasks_when_slots_are_fewer():
-    torch.manual_seed(0)
-    tasks = ["a", "b", "c", "d"]
-    draws = {draw_slot_task(tasks, ["a", "b"], 0, "least_covered") for _ in range(50)}
-    assert draws == {"a", "c", "d"}  # slot 0's own task is free again; "b" is held by slot 1
-
-
-def test_uniform_draw_is_the_plain_uniform_draw_of_one_randint():
+def test_keep_draw_keeps_the_slot_task_and_uniform_is_one_randint():
+    assert draw_slot_task(TAXI_TASKS, ["B-Y", "R-G"], 1, "keep") == "R-G"
     torch.manual_seed(3)
     drawn = [draw_slot_task(TAXI_TASKS, TAXI_TASKS, 0, "uniform") for _ in range(20)]
     torch.manual_seed(3)
@@ -113,15 +90,23 @@ def test_uniform_draw_is_the_plain_uniform_draw_of_one_randint():
 
 
 def test_unknown_draw_rule_names_the_valid_ones():
-    with pytest.raises(ValueError, match="valid: uniform, least_covered"):
-        draw_slot_task(TAXI_TASKS, TAXI_TASKS, 0, "round_robin")
+    with pytest.raises(ValueError, match="valid: keep, uniform"):
+        draw_slot_task(TAXI_TASKS, TAXI_TASKS, 0, "least_covered")
 
 
-def test_msol_slot_resets_with_least_covered_draw_keep_every_taxi_task_in_a_slot():
+def test_tasks_are_assigned_to_slots_round_robin():
+    options, transfer = build_phases(_cfg("env=moving_bandits"), ["goal0", "goal1"])
+    assert options.slot_tasks == ["goal0", "goal1"] * 5  # 5 slots per goal
+    assert transfer.num_slots == 10 and transfer.slot_tasks == ["goal0", "goal1"] * 5  # transfer on all 10 slots
+    cfg = _cfg("env=moving_bandits", "env.hparams.num_slots=3")
+    assert build_phases(cfg, ["goal0", "goal1"])[0].slot_tasks == ["goal0", "goal1", "goal0"]
+
+
+def test_msol_slot_resets_keep_every_taxi_task_in_its_slot_and_restart_master_and_posteriors():
     from msol.trainer import make_msol_phase
 
-    cfg = _cfg("env=taxi", "algo=msol", "algo.slot_task_draw=least_covered", "env.hparams.envs_per_slot=1",
-               "algo.hidden=[16,16]", "algo.option_embedding=4")
+    cfg = _cfg("env=taxi", "algo=msol", "env.hparams.envs_per_slot=1", "algo.hidden=[16]",
+               "algo.encoder_output_size=16", "algo.option_embedding=4")
     tasks = TAXI_TASKS
     spec = PhaseSpec("options", tasks, "train", 12, 10**6, 30, tasks)  # every slot resets every 30 frames per task
     env = make_env(cfg, tasks, mode="train", envs_per_slot=1, seed=0)
@@ -130,5 +115,18 @@ def test_msol_slot_resets_with_least_covered_draw_keep_every_taxi_task_in_a_slot
     phase.start(seed=0)
     for _ in range(40):
         phase.iterate()
-        assert sorted(env.slot_tasks) == sorted(tasks)
+        assert env.slot_tasks == tasks
     assert phase.slot_resets_done.min() >= 5
+    before = phase.slot_resets_done.copy()
+    phase.frames += 30  # every slot is due once more
+    phase.maybe_reset_slots()
+    assert (phase.slot_resets_done == before + 1).all() and env.slot_tasks == tasks
+    # right after a reset every master is uniform again (policy heads start with gain 0.01) and q^L = p^L
+    policy, slot = phase.policy, phase.slot
+    with torch.no_grad():
+        trunk = policy.trunk(phase.obs)
+        probs = policy.master_logits(trunk, slot).softmax(-1)
+        f, f_prior = policy.option_features(trunk, phase.z_prev)
+        q_L, p_L = policy.action_dists(f, f_prior, slot, phase.z_prev)
+    assert torch.allclose(probs, torch.full_like(probs, 0.25), atol=0.01)
+    assert torch.allclose(q_L.logits, p_L.logits, atol=1e-6)
