@@ -35,7 +35,7 @@ def test_moves_are_unclipped(action, delta):
     assert obs in env.observation_space
 
 
-def test_reward_only_within_50_of_the_correct_goal():
+def test_reward_only_strictly_within_50_of_the_correct_goal():
     env = MovingBanditsEnv(task="goal0")
     env.reset(seed=0)
     env.core.goals[0] = [[240.0, 200.0], [160.0, 200.0]]  # goal0 40 east, goal1 40 west
@@ -43,9 +43,11 @@ def test_reward_only_within_50_of_the_correct_goal():
     # x after each step: 200 (40 from goal0), 180 (60), 160 (80), 180 (60), 200, 220, 240, 260, 280 (40),
     # 300 (60). Being 40 from goal1 at x=160 earns nothing: goal1 is not the task.
     assert rewards == [1, 0, 0, 0, 1, 1, 1, 1, 1, 0]
-    env.core.goals[0] = [[200.0, 250.0], [0.0, 0.0]]  # exactly 50 away counts as within
+    env.core.goals[0] = [[200.0, 250.0], [0.0, 0.0]]
     assert env.step(0)[1] == 0  # still at x=300
     env.core.position[0] = [200.0, 200.0]
+    assert env.step(0)[1] == 0  # exactly 50 away is outside: strictly within, as in the authors' and MLSH's code
+    env.core.goals[0] = [[200.0, 249.9], [0.0, 0.0]]
     assert env.step(0)[1] == 1
 
 
