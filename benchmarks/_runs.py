@@ -24,6 +24,7 @@ class TrainJob:
 
     run_dir: Path
     overrides: list[str] = field(default_factory=list)
+    after: TrainJob | None = None  # a job that must finish first (e.g. the run this one's `init_from` names)
 
     @property
     def finished(self) -> bool:
@@ -46,8 +47,16 @@ def run_all(jobs: list[TrainJob], parallel: int, nice: int = 0, poll_s: float = 
     running: list[tuple[TrainJob, subprocess.Popen]] = []
     failed: list[TrainJob] = []
     while pending or running:
-        while pending and len(running) < parallel:
-            job = pending.pop(0)
+        for job in [j for j in pending if j.after in failed]:
+            pending.remove(job)
+            failed.append(job)
+            print(f"SKIPPED (needs the failed {job.after.run_dir}): {job.run_dir}", flush=True)
+        while len(running) < parallel:
+            ready = [j for j in pending if j.after is None or j.after.finished]
+            if not ready:
+                break
+            job = ready[0]
+            pending.remove(job)
             running.append((job, job.start(nice)))
         for job, proc in list(running):
             if proc.poll() is not None:

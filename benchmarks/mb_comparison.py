@@ -6,7 +6,10 @@ the optimum ≈ 43.8 and the one-goal level ≈ 21.9, and how often the learned 
 `msol.plot`.
 
     python benchmarks/mb_comparison.py [--seeds 0 1 2] [--option-frames 150000] [--mlsh-option-frames 300000]
-                                       [--parallel 1] [--write-docs]
+                                       [--algos msol msol_frozen distral_action mlsh] [--parallel 1] [--write-docs]
+
+MSOL(frozen) starts from the MSOL run of its seed (`init_from=`): the two share one option learning, as in the
+paper, and differ only by the transfer.
 
 Reduced budget (the paper: 0.6M option-learning frames per task for the MSOL family, 6M for MLSH): option learning
 is cut to `--option-frames` per task (MLSH: `--mlsh-option-frames`), with the MSOL family's task-slot resets every
@@ -33,17 +36,23 @@ ALGOS = ("msol", "msol_frozen", "distral_action", "mlsh")
 OPTIMUM, ONE_GOAL = 43.8, 21.9
 
 
-def jobs_for(out: Path, seeds: list[int], option_frames: int, mlsh_option_frames: int) -> list[TrainJob]:
+def jobs_for(out: Path, seeds: list[int], option_frames: int, mlsh_option_frames: int,
+             algos: tuple[str, ...] = ALGOS) -> list[TrainJob]:
     jobs = []
     for seed in seeds:  # seed-major: an interrupted benchmark has every algorithm on the first seeds
-        for algo in ALGOS:
+        by_algo: dict[str, TrainJob] = {}
+        for algo in algos:
             # MSOL family: regular task-slot resets keep the paper's ratio (every 200k of 600k frames per task), so
             # the shortened option learning still has 3 resets per slot — the resets are what make priors matter.
             budget = [f"algo.option_frames_per_task={mlsh_option_frames}"] if algo == "mlsh" else \
                 [f"env.hparams.option_frames_per_task={option_frames}",
                  f"env.hparams.slot_reset_frames_per_task={option_frames // 3}"]
-            jobs.append(TrainJob(out / "moving_bandits" / algo / f"s{seed}",
-                                 ["env=moving_bandits", f"algo={algo}", f"seed={seed}", *budget]))
+            overrides = ["env=moving_bandits", f"algo={algo}", f"seed={seed}", *budget]
+            source = by_algo.get("msol") if algo == "msol_frozen" else None
+            if source is not None:
+                overrides.append(f"init_from={source.run_dir}")
+            by_algo[algo] = TrainJob(out / "moving_bandits" / algo / f"s{seed}", overrides, after=source)
+            jobs.append(by_algo[algo])
     return jobs
 
 
@@ -81,22 +90,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--option-frames", type=int, default=150_000, help="MSOL-family option frames per task")
     parser.add_argument("--mlsh-option-frames", type=int, default=300_000, help="MLSH option frames per task")
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (one core each)")
     parser.add_argument("--nice", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "mb_comparison")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    jobs = jobs_for(args.out, args.seeds, args.option_frames, args.mlsh_option_frames)
+    algos = tuple(args.algos)
+    jobs = jobs_for(args.out, args.seeds, args.option_frames, args.mlsh_option_frames, algos)
     failed = run_all(jobs, args.parallel, nice=args.nice)
     if failed:
         raise SystemExit(f"{len(failed)} run(s) failed; logs next to their run dirs under {args.out}")
-    results = {a: [final_result(j.run_dir) for j in jobs if j.run_dir.parent.name == a] for a in ALGOS}
+    results = {a: [final_result(j.run_dir) for j in jobs if j.run_dir.parent.name == a] for a in algos}
 
     from msol.plot import plot_sweep
 
     report = plot_sweep(args.out, args.out / "plot", phase="transfer/eval")
     cmd = (f"python benchmarks/mb_comparison.py --seeds {' '.join(map(str, args.seeds))} --option-frames "
-           f"{args.option_frames} --mlsh-option-frames {args.mlsh_option_frames} --parallel {args.parallel}")
+           f"{args.option_frames} --mlsh-option-frames {args.mlsh_option_frames} --algos {' '.join(algos)} "
+           f"--parallel {args.parallel}")
     text = "\n".join([
         HEADING, "",
         f"Command: `{cmd}`; date {date.today()}; seeds {args.seeds}; CPU, 1 torch thread per run. Budget per task: "

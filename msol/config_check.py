@@ -103,6 +103,7 @@ RULES: dict[str, Rule] = {
     "project": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty W&B project name"),
     "group": _optional((lambda v: isinstance(v, str), "must be a string")),
     "resume": _optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
+    "init_from": _optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
     "run_dir": _optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
     "log_std_init": (_is_number, "must be a finite number"),
     "optimal_return": _optional((_is_number, "must be a finite number")),

@@ -221,9 +221,6 @@ class HierarchicalPolicy(nn.Module):
             self.intra_log_std = nn.Parameter(torch.zeros(num_slots, num_options, action_dim))
             self.prior_log_std = nn.Parameter(torch.zeros(num_options, action_dim))
         self.frozen_posteriors = False  # MSOL(frozen): q^L = p^L, q^T = p^T_θ
-        # **choice** (docs/msol.md): when True the prior heads read the shared features without sending gradients
-        # into them, so distilling the prior (L_P) does not compete with the RL loss for the shared encoder.
-        self.detach_prior_features = False
 
     # ------------------------------------------------------------------ protocol operations
     @torch.no_grad()
@@ -274,9 +271,6 @@ class HierarchicalPolicy(nn.Module):
         f_prior = f if trunk.prior is None else option_features(trunk.prior.pre, trunk.prior.table, option)
         return f, f_prior
 
-    def _prior_input(self, features: torch.Tensor) -> torch.Tensor:
-        return features.detach() if self.detach_prior_features and not self.frozen_posteriors else features
-
     def master_logits(self, trunk: Trunk, slot: torch.Tensor) -> torch.Tensor:
         """``q^H`` logits; the master never sees ``z_{t-1}``: it reads ``f(h, 0)`` or ``h`` (``master_input``)."""
         src = trunk.of_control
@@ -291,7 +285,7 @@ class HierarchicalPolicy(nn.Module):
 
         ``with_prior=False`` skips the prior head (acting needs only the posterior) and returns ``None`` for it.
         """
-        prior = self.prior_termination(self._prior_input(f_prev_prior)) \
+        prior = self.prior_termination(f_prev_prior) \
             if with_prior or self.frozen_posteriors else None
         post = prior if self.frozen_posteriors else self.termination(f_prev, slot)
         if self.num_primitives and z_prev is not None:
@@ -316,7 +310,7 @@ class HierarchicalPolicy(nn.Module):
     ) -> tuple[torch.distributions.Distribution, torch.distributions.Distribution | None]:
         """(posterior q^L, prior p^L_θ) at ``(s_t, z_t)``; ``with_prior=False`` returns ``None`` for the prior."""
         need_prior = with_prior or self.frozen_posteriors
-        prior_out = self.prior_intra(self._prior_input(f_prior)) if need_prior else None
+        prior_out = self.prior_intra(f_prior) if need_prior else None
         post_out = prior_out if self.frozen_posteriors else self.intra(f, slot)
         if self.num_primitives:
             primitive = (option >= self.num_options).unsqueeze(-1)

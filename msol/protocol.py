@@ -240,7 +240,8 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
                     last_ckpt = time.time()
         summary.update(learner.finish_phase(run))
         _checkpoint(run, index, learner, summary)  # phase end: always
-        run.save_checkpoint({"model": learner.model.state_dict()}, name=spec.name)
+        # <phase>.pt: the phase's end in full, what ``init_from=`` starts another run from (``model`` for readers).
+        _checkpoint(run, index, learner, summary, name=spec.name, model=learner.model.state_dict())
         global_offset += spec.frames_per_task
         env.close()
         eval_env.close()
@@ -248,7 +249,8 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
     return summary
 
 
-def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner, summary: dict[str, float]) -> None:
+def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner, summary: dict[str, float],
+                name: str = "latest", **extra: Any) -> None:
     run.save_checkpoint({"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(),
                          "torch_rng": torch.get_rng_state(), "summary": dict(summary),
-                         "wall_time_s": run.elapsed()})
+                         "wall_time_s": run.elapsed(), **extra}, name=name)

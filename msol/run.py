@@ -14,6 +14,11 @@ tensor (the previous one is kept instead); a logged loss that is NaN/inf stops t
 
 Resuming (``resume=<run dir>``) loads ``checkpoints/latest.pt`` and cuts ``metrics.jsonl`` back to the rows that
 checkpoint had seen, so an interrupted-then-resumed run writes the same rows as an uninterrupted one.
+
+Starting from another run's option learning (``init_from=<run dir>``, e.g. MSOL(frozen) from an MSOL run: the paper's
+"they only differ during testing") loads that run's ``checkpoints/options.pt`` and copies the metrics rows it had
+seen into the new run, which then continues exactly as the source would have from the end of its option learning.
+Only keys that act after option learning may differ between the two configs (:data:`INIT_FROM_FREE_KEYS`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,14 @@ from msol.wandb_sink import WandbSink
 
 CHECKPOINT_FORMAT = 3  # 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol)
 
+# Config keys that may differ between an ``init_from`` run and its source: they act only after option learning
+# (or do not change results at all).
+INIT_FROM_FREE_KEYS = (
+    "algo.name", "algo.frozen", "algo.greedy_options", "algo.fresh_master_encoder", "algo.primitive_options",
+    "algo.entropy_transfer", "algo.transfer_frames_per_task", "init_from", "resume", "run_dir", "logger",
+    "checkpoint_interval_s", "torch_threads", "device",
+)
+
 
 class RunDirError(RuntimeError):
     """The run directory cannot be used (locked by another process, or inconsistent with the config)."""
@@ -45,7 +58,8 @@ class RunDirError(RuntimeError):
 class Run:
     """Owns a run directory: config, metrics, checkpoints, figures, W&B and the console progress bar."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path, *, resume: bool = False,
+                 init_from: Path | None = None) -> None:
         self.cfg = cfg
         self.dir = Path(run_dir).resolve()
         self.resuming = resume
@@ -70,8 +84,11 @@ class Run:
                     f"{self.dir} already holds a checkpoint; refusing to overwrite it. "
                     f"Use resume={self.dir} to continue it, or choose another run_dir."
                 )
+            source = self._read_init_source(Path(init_from)) if init_from is not None else None
             self.metrics_path.write_text("")
             OmegaConf.save(cfg, self.dir / "config.yaml", resolve=True)
+            if source is not None:
+                self._start_from(*source)
         self._wandb = self._make_wandb() if cfg.logger.get("wandb", False) else None
 
     # ------------------------------------------------------------------ metrics
@@ -212,6 +229,37 @@ class Run:
         self._last_step = self._checkpoint_step
         self._resume_state = state
 
+    def _read_init_source(self, source: Path) -> tuple[dict[str, Any], list[str]]:
+        """The option-learning end state and metrics rows of ``source``, after checking that its config matches."""
+        phase_end = source / "checkpoints" / "options.pt"
+        try:
+            if not phase_end.exists() or not (source / "config.yaml").exists():
+                raise RunDirError(f"init_from={source}: no finished option learning there ({phase_end} and "
+                                  "config.yaml are needed)")
+            state = load_checked(phase_end)
+            if state.get("format") != CHECKPOINT_FORMAT or "learner" not in state:
+                raise CheckpointError(f"init_from={source}: {phase_end} has checkpoint format "
+                                      f"{state.get('format')!r} without the learner state; this version reads "
+                                      f"format {CHECKPOINT_FORMAT} phase-end checkpoints")
+            differing = config_differences(OmegaConf.load(source / "config.yaml"), self.cfg, INIT_FROM_FREE_KEYS)
+            if differing:
+                raise RunDirError(f"init_from={source}: its option learning ran with other settings: "
+                                  + "; ".join(differing))
+            rows = (source / "metrics.jsonl").read_text().splitlines(keepends=True)
+            if len(rows) < int(state["metrics_rows"]):
+                raise RunDirError(f"init_from={source}: metrics.jsonl has {len(rows)} rows, {phase_end} was written "
+                                  f"after {state['metrics_rows']}")
+        except (RunDirError, CheckpointError):
+            self._release_lock()
+            raise
+        return state, rows[: int(state["metrics_rows"])]
+
+    def _start_from(self, state: dict[str, Any], rows: list[str]) -> None:
+        self.metrics_path.write_text("".join(rows))
+        self._rows = len(rows)
+        self._last_step = json.loads(rows[-1])["step"] if rows else 0
+        self._resume_state = state
+
     def _make_wandb(self) -> WandbSink:
         lcfg = self.cfg.logger
         run_id = (self.dir.name + "-" + str(abs(hash(str(self.dir))) % 10**8))[-64:]
@@ -266,3 +314,23 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return value  # JSON NaN/Infinity tokens are read back by json.loads
     return value
+
+
+def config_differences(old: DictConfig, new: DictConfig, free: tuple[str, ...]) -> list[str]:
+    """``key: old -> new`` for every resolved leaf that differs, except keys under a ``free`` prefix."""
+    def leaves(cfg: DictConfig) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+
+        def walk(node: Any, prefix: str) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    walk(value, f"{prefix}.{key}" if prefix else str(key))
+            else:
+                flat[prefix] = node
+        walk(OmegaConf.to_container(cfg, resolve=True), "")
+        return flat
+
+    a, b = leaves(old), leaves(new)
+    keys = sorted(k for k in a.keys() | b.keys()
+                  if not any(k == f or k.startswith(f + ".") for f in free) and a.get(k) != b.get(k))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]

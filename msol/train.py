@@ -46,7 +46,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     elif run_dir is None:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
     algo = get_algorithm(str(cfg.algo.name))
-    run = Run(cfg, run_dir, resume=bool(cfg.resume))
+    init_from = Path(str(cfg.init_from)) if cfg.get("init_from") and not cfg.resume else None
+    run = Run(cfg, run_dir, resume=bool(cfg.resume), init_from=init_from)
     try:
         summary = algo.train(cfg, run)
     except NumericalFault as exc:

@@ -317,7 +317,6 @@ def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primiti
                                 encoder_output_size=int(a.encoder_output_size),
                                 option_embedding=int(a.option_embedding), master_input=str(a.master_input),
                                 learn_terminations=bool(a.use_terminations), num_primitives=num_primitives)
-    policy.detach_prior_features = bool(a.get("detach_prior_features", False))
     return policy
 
 

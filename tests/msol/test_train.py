@@ -101,3 +101,22 @@ def test_resume_after_sigkill_reproduces_uninterrupted_metrics(tmp_path):
     result = _cli(*args, f"resume={cut}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _strip(_rows(cut)) == expected
+
+
+def test_init_from_continues_another_runs_option_learning_exactly(tmp_path):
+    """MSOL(frozen) from an MSOL run's option learning: same option rows, and the same transfer as a full run."""
+    from msol.run import RunDirError
+
+    source, frozen, full = tmp_path / "msol", tmp_path / "frozen", tmp_path / "frozen_full"
+    train(_cfg(*TINY), run_dir=source)
+    train(_cfg(*TINY, "algo=msol_frozen", f"init_from={source}"), run_dir=frozen)
+    train(_cfg(*TINY, "algo=msol_frozen"), run_dir=full)  # its own, identical, option learning
+    options = [r for r in _strip(_rows(source)) if r["phase"].startswith("options")]
+    assert options and [r for r in _strip(_rows(frozen)) if r["phase"].startswith("options")] == options
+    assert _strip(_rows(frozen)) == _strip(_rows(full))
+    summary = json.loads((frozen / "summary.json").read_text())
+    assert summary["options/eval/return/mean"] == json.loads((source / "summary.json").read_text())[
+        "options/eval/return/mean"]
+    with pytest.raises(RunDirError, match=r"algo.lr: 0.001 -> 0.002"):
+        train(_cfg(*TINY, "algo=msol_frozen", "algo.lr=0.002", f"init_from={source}"), run_dir=tmp_path / "bad")
+    assert not (tmp_path / "bad" / "checkpoints").exists()
