@@ -111,7 +111,7 @@ RULES: dict[str, Rule] = {
     "hidden": _LAYERS,
     "phases": _PHASES,
     "device": _DEVICE,
-    "optimizer": _choice("rmsprop", "rmsprop_debiased", "adam"),
+    "optimizer": _choice("rmsprop", "adam"),
     "loss": _choice("a2c", "ppo"),
     "slot_task_draw": _choice(*SLOT_TASK_DRAWS),
     "reset_optimizer": _choice("slot", "all"),

@@ -86,14 +86,9 @@ class MSOLPhase:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         if self.a.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.a.lr, alpha=self.a.rmsprop_alpha, eps=self.a.eps, foreach=True)
-        if self.a.optimizer == "rmsprop_debiased":
-            # Adam without momentum is RMSprop whose squared-gradient average is bias-corrected: its first steps
-            # are lr-sized, where torch's RMSprop (average started at 0) takes steps of up to lr/sqrt(1 - alpha).
-            return torch.optim.Adam(params, lr=self.a.lr, betas=(0.0, self.a.rmsprop_alpha), eps=self.a.eps,
-                                    foreach=True)
         if self.a.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.a.lr, eps=self.a.eps, foreach=True)
-        raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, rmsprop_debiased, adam")
+        raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
 
     # ------------------------------------------------------------------ schedules
     @property
