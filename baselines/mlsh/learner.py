@@ -51,16 +51,20 @@ class Decision:
 
 @torch.no_grad()
 def mlsh_step(policy: MLSHPolicy, obs: torch.Tensor, slot: torch.Tensor, z_prev: torch.Tensor,
-              decide: torch.Tensor, random_sub_prob: float) -> Decision:
+              decide: torch.Tensor, random_sub_prob: float, greedy: bool = False) -> Decision:
     """Where ``decide``: the slot's master picks ``z`` (replaced by a uniform one with ``random_sub_prob``, as the
-    MLSH code does); elsewhere ``z`` continues. Then the shared sub-policy ``z`` acts."""
+    MLSH code does); elsewhere ``z`` continues. Then the shared sub-policy ``z`` acts. ``greedy``: argmax of master
+    and sub-policy, no random sub-policy (evaluation episodes with ``eval.greedy``)."""
     master, master_value = policy.master(obs, slot)
-    z_new = master.sample()
-    explore = torch.rand(z_new.shape) < random_sub_prob
-    z_new = torch.where(explore, torch.randint(policy.num_subs, z_new.shape), z_new)
+    if greedy:
+        z_new = master.logits.argmax(-1)
+    else:
+        z_new = master.sample()
+        explore = torch.rand(z_new.shape) < random_sub_prob
+        z_new = torch.where(explore, torch.randint(policy.num_subs, z_new.shape), z_new)
     z = torch.where(decide, z_new, z_prev)
     sub, sub_value = policy.sub(obs, z)
-    action = sub.sample()
+    action = sub.logits.argmax(-1) if greedy else sub.sample()
     return Decision(z, decide, master.log_prob(z), master_value, action, sub.log_prob(action), sub_value)
 
 
@@ -230,7 +234,9 @@ class MLSHPhase:
         return {}
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
-        """One episode per eval env with each slot's current task and master; plus the diversity probe."""
+        """One episode per eval env with each slot's current task and master (greedy with ``eval.greedy``, as MSOL's
+        evaluation; the row's ``greedy`` column says which); plus the diversity probe."""
+        greedy = bool(self.cfg.eval.greedy)
         z = torch.zeros(env.num_envs, dtype=torch.long)
         since = torch.zeros(env.num_envs, dtype=torch.long)
         slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
@@ -238,11 +244,12 @@ class MLSHPhase:
         def act(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
             nonlocal z, since
             decide = (first > 0) | (since >= self.N)
-            step = mlsh_step(self.model, obs, slot, z, decide, float(self.a.random_sub_prob))
+            step = mlsh_step(self.model, obs, slot, z, decide, float(self.a.random_sub_prob), greedy=greedy)
             z, since = step.z, torch.where(decide, 1, since + 1)
             return step.action
 
         row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act)
+        row["greedy"] = float(greedy)
         if self.probe_env is not None:
             row.update(diversity_metrics(*sub_policy_destinations(self.model, self.probe_env, seed=seed)))
         return row

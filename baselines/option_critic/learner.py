@@ -47,10 +47,17 @@ class OCRollout:
 
 @torch.no_grad()
 def oc_step(net: OptionCriticNetwork, obs: torch.Tensor, task: torch.Tensor, option_prev: torch.Tensor,
-            first: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(option, action, switched)`` for every env: terminate? → ε-greedy option → action."""
+            first: torch.Tensor, epsilon: float, greedy: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(option, action, switched)`` for every env: terminate? → ε-greedy option → action.
+
+    ``greedy`` (evaluation episodes with ``eval.greedy``): terminate where β > ½, greedy option, argmax action."""
     heads = net(obs, task)
     rows = torch.arange(obs.shape[0])
+    if greedy:
+        terminate = (heads.beta[rows, option_prev] > 0.5) | first
+        option = torch.where(terminate, heads.q.argmax(dim=-1), option_prev)
+        return option, heads.logits[rows, option].argmax(-1), (terminate & ~first).float()
     terminate = (torch.rand(obs.shape[0]) < heads.beta[rows, option_prev]) | first
     explore = torch.rand(obs.shape[0]) < epsilon
     choice = torch.where(explore, torch.randint(net.num_options, option_prev.shape), heads.q.argmax(dim=-1))
@@ -65,6 +72,7 @@ class OptionCriticPhase:
     def __init__(self, cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, net: OptionCriticNetwork) -> None:
         self.a = SimpleNamespace(**OmegaConf.to_container(cfg.algo, resolve=True))
         self.spec, self.env, self.model = spec, env, net
+        self.greedy_eval = bool(cfg.eval.greedy)
         self.num_envs, self.num_slots = env.num_envs, spec.num_slots
         self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
         self.task = task_ids(env)
@@ -153,16 +161,19 @@ class OptionCriticPhase:
         return {}
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
-        """One episode per eval env, acting as in training (ε-greedy options, sampled terminations and actions)."""
+        """One episode per eval env: greedy with ``eval.greedy`` (as MSOL's evaluation), else acting as in training
+        (ε-greedy options, sampled terminations and actions); the row's ``greedy`` column says which."""
         task = task_ids(env, self.env.slot_tasks)
         option = torch.zeros(env.num_envs, dtype=torch.long)
 
         def act(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
             nonlocal option
-            option, action, _ = oc_step(self.model, obs, task, option, first > 0, self.a.epsilon)
+            option, action, _ = oc_step(self.model, obs, task, option, first > 0, self.a.epsilon, self.greedy_eval)
             return action
 
-        return evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act)
+        row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act)
+        row["greedy"] = float(self.greedy_eval)
+        return row
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "frames": self.frames,

@@ -274,3 +274,16 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
     random_return = _random_return(compose_cfg(*overrides))
     assert random_return < -3.5
     assert np.mean([r["return/mean"] for r in train_rows[-2:]]) > random_return + 1.5
+
+
+def test_greedy_step_takes_the_argmax_of_master_and_sub_policy():
+    from baselines.mlsh.learner import mlsh_step
+
+    policy = _policy()
+    obs, slot = torch.randn(40, 6), torch.tensor([0, 1] * 20)
+    decide = torch.ones(40, dtype=torch.bool)
+    step = mlsh_step(policy, obs, slot, torch.zeros(40, dtype=torch.long), decide, random_sub_prob=1.0, greedy=True)
+    master, _ = policy.master(obs, slot)
+    assert torch.equal(step.z, master.logits.argmax(-1))  # no random sub-policy
+    sub, _ = policy.sub(obs, step.z)
+    assert torch.equal(step.action, sub.logits.argmax(-1))

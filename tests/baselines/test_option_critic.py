@@ -199,3 +199,16 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
         random_returns += [r for _, r in env.step(rng.integers(env.action_dim, size=env.num_envs)).episode_returns]
     assert np.mean(random_returns) < -3.5
     assert np.mean([r["return/mean"] for r in rows[-2:]]) > np.mean(random_returns) + 2.5
+
+
+def test_greedy_step_takes_the_argmax_at_every_level():
+    from baselines.option_critic.learner import oc_step
+
+    torch.manual_seed(0)
+    net = _net()
+    obs, task = torch.randn(50, 4), torch.zeros(50, dtype=torch.long)
+    first = torch.ones(50, dtype=torch.bool)
+    option, action, _ = oc_step(net, obs, task, torch.zeros(50, dtype=torch.long), first, epsilon=1.0, greedy=True)
+    heads = net(obs, task)
+    assert torch.equal(option, heads.q.argmax(-1))  # ε is ignored
+    assert torch.equal(action, heads.logits[torch.arange(50), option].argmax(-1))
