@@ -44,8 +44,14 @@ def check_finite_state(name: str, state: Any) -> None:
 
 def check_finite_metric(name: str, value: Any) -> None:
     """A logged loss that is NaN/inf means the update that produced it was garbage."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise NumericalFault(f"{'NaN' if math.isnan(value) else 'inf'} in {name}")
+    if isinstance(value, str):
+        return
+    try:
+        number = float(value)  # Python, numpy and one-element torch numbers alike
+    except (TypeError, ValueError):
+        return
+    if not math.isfinite(number):
+        raise NumericalFault(f"{'NaN' if math.isnan(number) else 'inf'} in {name}")
 
 
 # torch's own reports of non-finite numbers, raised deep inside sampling before any check of ours could run.

@@ -27,6 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 from omegaconf import OmegaConf
 
+from msol.run import dumps_strict
+
 # The phase each kind of learner is judged on, in order of preference: transfer after option learning, a flat
 # learner's only phase, then the single "eval" phase of single-task baselines.
 PLOT_PHASES = ("transfer/eval", "scratch/eval", "eval")
@@ -391,7 +393,7 @@ def plot_sweep(sweep: Path, out: Path | None = None, *, metric: str = METRIC, ph
     figure = out / FIGURE_NAME
     make_figure(results, confidence).savefig(figure, dpi=120)
     (out / TABLE_NAME).write_text(f"![returns]({FIGURE_NAME})\n\n{text}")
-    (out / JSON_NAME).write_text(json.dumps(_jsonable(results), indent=1, allow_nan=True))
+    (out / JSON_NAME).write_text(dumps_strict(_jsonable(results), indent=1))
     return Report(figure, out / TABLE_NAME, out / JSON_NAME, text, results)
 
 

@@ -94,18 +94,16 @@ class Run:
     # ------------------------------------------------------------------ metrics
     def log(self, step: int, metrics: Mapping[str, Any], phase: str = "train") -> None:
         """Append one metrics row (``step`` is the run's global frame counter) and forward it to W&B."""
-        row = {"step": int(step), "phase": phase}
-        for key, value in metrics.items():
-            row[key] = _to_jsonable(value)
+        row = {"step": int(step), "phase": phase, **{k: to_json_value(v) for k, v in metrics.items()}}
         with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps(row, allow_nan=True) + "\n")
+            handle.write(dumps_strict(row) + "\n")
         self._rows += 1
         self._last_step = int(step)
         if self._wandb is not None:
             self._wandb.log(step, {f"{phase}/{k}" if "/" not in k else k: v for k, v in row.items()
                                    if isinstance(v, (int, float)) and k != "step"})
         # Written first (the row is the evidence), then the run stops: a NaN loss means a garbage update.
-        for key, value in row.items():
+        for key, value in metrics.items():
             if "loss" in key:
                 check_finite_metric(f"logged metric {key!r} ({phase} row at step {step})", value)
 
@@ -160,11 +158,11 @@ class Run:
     def finish(self, summary: Mapping[str, Any], exit_code: int = 0) -> None:
         """Write ``summary.json`` (last, atomically) and close W&B and the lock."""
         self.close_progress()
-        payload = {k: _to_jsonable(v) for k, v in summary.items()}
+        payload = {k: to_json_value(v) for k, v in summary.items()}
         payload["wall_time_s"] = time.time() - self._started + float(
             (self._resume_state or {}).get("wall_time_s", 0.0))
         tmp = self.dir / ".summary.json.tmp"
-        tmp.write_text(json.dumps(payload, indent=2, allow_nan=True))
+        tmp.write_text(dumps_strict(payload, indent=2))
         os.replace(tmp, self.dir / "summary.json")
         if self._wandb is not None:
             self._wandb.summary(payload)
@@ -305,15 +303,26 @@ class Run:
             self._lock_handle = None
 
 
-def _to_jsonable(value: Any) -> Any:
+def to_json_value(value: Any) -> Any:
+    """``value`` as strict JSON: tensors/arrays to numbers or lists, and NaN/inf to ``null`` (a mean over no
+    episodes is missing, not a number; bare ``NaN`` is not JSON and breaks jq, JavaScript and strict parsers)."""
     if hasattr(value, "item") and callable(value.item):
         try:
             value = value.item()
         except (ValueError, RuntimeError):
             value = value.tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return value  # JSON NaN/Infinity tokens are read back by json.loads
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
     return value
+
+
+def dumps_strict(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`to_json_value` that refuses any NaN/inf left over."""
+    return json.dumps(to_json_value(value), allow_nan=False, **kwargs)
 
 
 def config_differences(old: DictConfig, new: DictConfig, free: tuple[str, ...]) -> list[str]:

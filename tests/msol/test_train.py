@@ -120,3 +120,21 @@ def test_init_from_continues_another_runs_option_learning_exactly(tmp_path):
     with pytest.raises(RunDirError, match=r"algo.lr: 0.001 -> 0.002"):
         train(_cfg(*TINY, "algo=msol_frozen", "algo.lr=0.002", f"init_from={source}"), run_dir=tmp_path / "bad")
     assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def _strict_json(text: str):
+    def refuse(token: str):
+        raise ValueError(f"{token} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_every_json_file_a_run_writes_is_strict_json(tmp_path):
+    """A mean over no episodes (transfer rows before the first episode ends) is null, not a bare NaN."""
+    from msol.plot import plot_sweep
+
+    train(_cfg(*TINY), run_dir=tmp_path / "sweep" / "run")
+    rows = [_strict_json(line) for line in (tmp_path / "sweep" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("return/mean", 0) is None for r in rows)  # the case that used to be NaN
+    _strict_json((tmp_path / "sweep" / "run" / "summary.json").read_text())
+    report = plot_sweep(tmp_path / "sweep", tmp_path / "plot")
+    _strict_json(report.json.read_text())
