@@ -286,10 +286,7 @@ class Run:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise RunDirError(
-                f"{self.dir} is in use by another training process (run.lock is held); "
-                "wait for it to finish or choose another run_dir"
-            ) from None
+            raise in_use_error(self.dir) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -301,6 +298,25 @@ class Run:
             fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
+
+
+def in_use_error(run_dir: Path) -> RunDirError:
+    return RunDirError(f"{run_dir} is in use by another training process (run.lock is held); "
+                       "wait for it to finish or choose another run_dir")
+
+
+def lock_is_held(run_dir: Path) -> bool:
+    """Whether a training process holds ``run_dir``'s lock (checked without writing to the directory)."""
+    path = Path(run_dir) / "run.lock"
+    if not path.exists():
+        return False
+    with path.open("rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def to_json_value(value: Any) -> Any:

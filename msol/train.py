@@ -2,10 +2,12 @@
 
 Hydra composes the config from ``configs/`` (groups ``env/``, ``algo/``, ``logger/``, ``experiment/``, ...); this
 module validates it, opens the run directory and hands both to the registered algorithm. ``resume=<run dir>``
-continues an interrupted run from its last checkpoint.
+continues an interrupted run from its last checkpoint with the run's own saved config (``msol.resume``; Hydra is
+not started, so nothing in the run directory is written before the resume is known to be valid).
 
-Exit status: 0 done; 2 bad input (config, run directory, checkpoint), one line on stderr, no traceback;
-3 numerical fault (NaN/inf), the last good checkpoint is kept for ``resume=``.
+Exit status: 0 done (or, on resume, the run was already finished); 2 bad input (config, run directory,
+checkpoint, a resume that would change the run), one line on stderr, no traceback; 3 numerical fault (NaN/inf),
+the last good checkpoint is kept for ``resume=``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
 
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    return _train_or_exit(cfg)
+
+
+def _train_or_exit(cfg: DictConfig) -> float | None:
+    """:func:`train`, with every expected fault turned into one line on stderr and a documented exit status."""
     try:
         summary = train(cfg)
     except (ConfigError, RunDirError, CheckpointError, KeyError) as exc:
@@ -169,10 +176,31 @@ def config_options(group: str) -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def resume_main(argv: list[str]) -> None:
+    """``resume=<run dir> [free overrides]``: the run's saved config, without Hydra (which would rewrite
+    ``<run dir>/.hydra`` and ``train.log`` before anything is checked)."""
+    from msol.resume import RunFinished, resume_config
+
+    run_dir = next(a.partition("=")[2] for a in argv if a.startswith("resume="))
+    try:
+        cfg = resume_config(Path(run_dir), argv)
+    except RunFinished as exc:
+        print(f"msol.train: {exc}", file=sys.stderr)
+        return
+    except (ConfigError, RunDirError) as exc:
+        _fail(str(exc))
+    _train_or_exit(cfg)
+
+
 def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    check_group_overrides(sys.argv[1:])
-    preflight(sys.argv[1:])
+    argv = sys.argv[1:]
+    if any(a.startswith("resume=") and a != "resume=null" for a in argv) and \
+            not any(a in ("-m", "--multirun") for a in argv):
+        resume_main(argv)
+        return
+    check_group_overrides(argv)
+    preflight(argv)
     _hydra_main()
 
 

@@ -138,3 +138,43 @@ def test_every_json_file_a_run_writes_is_strict_json(tmp_path):
     _strict_json((tmp_path / "sweep" / "run" / "summary.json").read_text())
     report = plot_sweep(tmp_path / "sweep", tmp_path / "plot")
     _strict_json(report.json.read_text())
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory):
+    """A run with a non-default budget stopped before writing its summary (its last checkpoint is the end)."""
+    run = tmp_path_factory.mktemp("resume") / "run"
+    train(_cfg(*TINY, "budget_scale=0.011", "algo.lr=0.002"), run_dir=run)
+    (run / "summary.json").unlink()
+    return run
+
+
+def test_resume_alone_restores_the_runs_own_config_and_changes_no_byte_of_it(interrupted_run, tmp_path):
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(interrupted_run, run)
+    config = (run / "config.yaml").read_bytes()
+    result = _cli(f"resume={run}", "logger.progress_bar=false", "checkpoint_interval_s=5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run / "config.yaml").read_bytes() == config and not (run / ".hydra").exists()
+    assert json.loads((run / "summary.json").read_text())["objective"] is not None
+    before = _tree_bytes(run)  # a finished run: resuming says so and changes nothing
+    result = _cli(f"resume={run}", cwd=tmp_path)
+    assert result.returncode == 0 and "finished" in result.stderr and _tree_bytes(run) == before
+
+
+@pytest.mark.parametrize("change, named", [(["algo.lr=0.5"], "algo.lr: 0.002 in the run, 0.5 now"),
+                                           (["env=taxi", "budget_scale=0.05"], "env: 'moving_bandits'"),
+                                           (["algo.hidden=[32,32]"], "algo.hidden")])
+def test_resume_that_would_change_the_run_is_refused_before_anything_is_written(interrupted_run, tmp_path, change,
+                                                                                named):
+    before = _tree_bytes(interrupted_run)
+    result = _cli(f"resume={interrupted_run}", *change, cwd=tmp_path)
+    assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert _tree_bytes(interrupted_run) == before
