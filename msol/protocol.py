@@ -9,6 +9,7 @@ cases (``msol.trainer``), MLSH and Option-Critic each supply only their learner.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from msol.config_check import SLOT_TASK_DRAWS
 from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
+from msol.interrupt import Interrupted, StopSignals
 from msol.run import Run
 
 
@@ -84,6 +86,8 @@ class PhaseLearner(Protocol):
 
     model: torch.nn.Module
     frames: int  # frames per task done in this phase
+    episodes: list[tuple[int, float]]     # (slot, return) of the episodes finished since the last log row
+    update_stats: list[dict[str, float]]  # statistics of the updates since the last log row
 
     def start(self, seed: int) -> None: ...
     def iterate(self) -> None: ...  # collect experience and update; advances ``frames``
@@ -196,7 +200,15 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
     learner: PhaseLearner | None = None
     # The summary is part of the state: a run resumed in transfer must still report its option-learning results.
     summary: dict[str, float] = dict(resume.get("summary", {})) if resume else {}
-    last_ckpt = time.time()
+    with StopSignals() as stop:
+        return _run_phases(cfg, run, make_learner, phases, resume, start_phase, global_offset, summary, stop)
+
+
+def _run_phases(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: list[PhaseSpec],
+                resume: dict[str, Any] | None, start_phase: int, global_offset: int, summary: dict[str, float],
+                stop: StopSignals) -> dict[str, float]:
+    learner: PhaseLearner | None = None
+    last_ckpt = -float("inf")  # the first checkpoint comes with the first log row: every run is resumable early
     for index, spec in enumerate(phases):
         if index < start_phase:
             continue
@@ -209,6 +221,9 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
         learner = make_learner(cfg, spec, env, learner)
         if resume and index == start_phase:
             learner.load_state_dict(resume["learner"])
+            # Statistics since the last row (a checkpoint written on a signal falls between rows).
+            learner.episodes = [tuple(e) for e in resume.get("pending", {}).get("episodes", [])]
+            learner.update_stats = list(resume.get("pending", {}).get("update_stats", []))
             # After building the learner: its fresh initialisation draws from the RNG the checkpoint restores.
             torch.set_rng_state(resume["torch_rng"])
             resume = None
@@ -234,10 +249,15 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
                 run.log(global_offset + after, row, phase=spec.name)
                 summary.update({f"{spec.name}/{k}": v for k, v in row.items() if k != "fps"})
                 run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
-                # Only right after a row: the checkpoint then holds no half-accumulated statistics.
+                # Timed checkpoints come right after a row, when no statistics are pending.
                 if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s) and not finished:
                     _checkpoint(run, index, learner, summary)
                     last_ckpt = time.time()
+            if stop.requested and not finished:
+                _checkpoint(run, index, learner, summary)
+                raise Interrupted(stop.signum, f"interrupted by {signal.Signals(stop.signum).name} after the update "
+                                  f"at {after:,} frames per task of phase {spec.name}; checkpoint written; "
+                                  f"continue with: python -m msol.train resume={run.dir}")
         summary.update(learner.finish_phase(run))
         _checkpoint(run, index, learner, summary)  # phase end: always
         # <phase>.pt: the phase's end in full, what ``init_from=`` starts another run from (``model`` for readers).
@@ -252,5 +272,6 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
 def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner, summary: dict[str, float],
                 name: str = "latest", **extra: Any) -> None:
     run.save_checkpoint({"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(),
+                         "pending": {"episodes": list(learner.episodes), "update_stats": list(learner.update_stats)},
                          "torch_rng": torch.get_rng_state(), "summary": dict(summary),
                          "wall_time_s": run.elapsed(), **extra}, name=name)

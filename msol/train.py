@@ -7,7 +7,9 @@ not started, so nothing in the run directory is written before the resume is kno
 
 Exit status: 0 done (or, on resume, the run was already finished); 2 bad input (config, run directory,
 checkpoint, a resume that would change the run), one line on stderr, no traceback; 3 numerical fault (NaN/inf),
-the last good checkpoint is kept for ``resume=``.
+the last good checkpoint is kept for ``resume=``; 130 / 143 interrupted by SIGINT / SIGTERM: the algorithms of the
+protocol loop finish the current update, write a checkpoint and print the ``resume=`` command first
+(``msol.interrupt``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from msol.algorithms import get_algorithm
 from msol.checkpoint import CheckpointError
 from msol.config_check import ConfigError, validate_config
+from msol.interrupt import Interrupted
 from msol.numerics import NumericalFault, as_numerical_fault
 from msol.run import Run, RunDirError
 
@@ -79,6 +82,12 @@ def _train_or_exit(cfg: DictConfig) -> float | None:
     except NumericalFault as exc:
         print(f"msol.train: numerical fault: {exc}", file=sys.stderr)
         sys.exit(3)
+    except Interrupted as exc:
+        print(f"msol.train: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_status)
+    except KeyboardInterrupt:  # a second Ctrl-C, or an algorithm outside the protocol loop
+        print("msol.train: interrupted; the last checkpoint written (if any) stays the last good one", file=sys.stderr)
+        sys.exit(130)
     except (ValueError, TypeError) as exc:
         # Bad input found by an algorithm's own checks (the codebase's convention for them): one line + where.
         # HYDRA_FULL_ERROR=1 (Hydra's switch for full reports) shows the traceback instead.

@@ -178,3 +178,30 @@ def test_resume_that_would_change_the_run_is_refused_before_anything_is_written(
     assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert _tree_bytes(interrupted_run) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_checkpoints_then_resume_equals_the_uninterrupted_run(tmp_path, sig):
+    """Ctrl-C / SLURM's SIGTERM: the update in progress finishes, a checkpoint is written between log rows
+    (pending statistics included), one line names the resume command, exit 128 + signal; resuming reproduces the
+    uninterrupted run's rows exactly."""
+    args = [*TINY, "checkpoint_interval_s=3600"]  # no timed checkpoint but the first
+    full = tmp_path / "full"
+    assert _cli(*args, f"run_dir={full}", cwd=tmp_path).returncode == 0
+    expected = _strip(_rows(full))
+
+    cut = tmp_path / "cut"
+    env = dict(os.environ, WANDB_MODE="disabled")
+    proc = subprocess.Popen([sys.executable, "-m", "msol.train", *args, f"run_dir={cut}"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((cut / "metrics.jsonl").exists() and len(_rows(cut)) >= 5):
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, stderr[-2000:]
+    assert f"continue with: python -m msol.train resume={cut}" in stderr.strip().splitlines()[-1]
+    assert not (cut / "summary.json").exists()
+    result = _cli(f"resume={cut}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _strip(_rows(cut)) == expected
