@@ -29,6 +29,18 @@ class CheckpointError(RuntimeError):
     """A checkpoint exists but cannot be trusted (truncated, tampered, or holding objects that would run code)."""
 
 
+class WriteError(RuntimeError):
+    """The machine refused a write (disk full, read-only file system, permission denied): one line naming the path
+    and the cause. Nothing already written is lost: a checkpoint is replaced only by a complete new one."""
+
+
+def write_error(path: Path, exc: BaseException) -> WriteError:
+    cause = f"{exc.strerror} (errno {exc.errno})" if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if not isinstance(exc, OSError):  # torch.save on a full disk: "[enforce fail at inline_container.cc] ..."
+        cause = f"{cause.splitlines()[0]} (the disk may be full)"
+    return WriteError(f"cannot write {path}: {cause}")
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` (plus its ``sha256``) to ``path`` so that readers only ever see a complete file.
 
@@ -39,8 +51,11 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     payload = dict(state)
     payload.pop("sha256", None)
     payload["sha256"] = content_digest(payload)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide checkpoints from the run directory's readers
         with os.fdopen(fd, "wb") as handle:
@@ -49,6 +64,9 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
         _fsync_dir(path.parent)
+    except (OSError, RuntimeError) as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

@@ -7,7 +7,8 @@ not started, so nothing in the run directory is written before the resume is kno
 
 Exit status: 0 done (or, on resume, the run was already finished); 2 bad input (config, run directory,
 checkpoint, a resume that would change the run), one line on stderr, no traceback; 3 numerical fault (NaN/inf),
-the last good checkpoint is kept for ``resume=``; 130 / 143 interrupted by SIGINT / SIGTERM: the algorithms of the
+the last good checkpoint is kept for ``resume=``; 4 the machine refused a write (disk full, read-only file system,
+permission denied): one line naming the path and the cause, the last good checkpoint kept; 130 / 143 interrupted by SIGINT / SIGTERM: the algorithms of the
 protocol loop finish the current update, write a checkpoint and print the ``resume=`` command first
 (``msol.interrupt``).
 """
@@ -27,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from msol.algorithms import get_algorithm
-from msol.checkpoint import CheckpointError
+from msol.checkpoint import CheckpointError, WriteError, write_error
 from msol.config_check import ConfigError, validate_config
 from msol.interrupt import Interrupted
 from msol.numerics import NumericalFault, as_numerical_fault
@@ -82,6 +83,10 @@ def _train_or_exit(cfg: DictConfig) -> float | None:
     except NumericalFault as exc:
         print(f"msol.train: numerical fault: {exc}", file=sys.stderr)
         sys.exit(3)
+    except (WriteError, OSError) as exc:
+        error = exc if isinstance(exc, WriteError) else write_error(Path(exc.filename or "?"), exc)
+        print(f"msol.train: error: {error}; the last good checkpoint (if any) is kept", file=sys.stderr)
+        sys.exit(4)
     except Interrupted as exc:
         print(f"msol.train: {exc}", file=sys.stderr)
         sys.exit(exc.exit_status)
@@ -143,6 +148,23 @@ def preflight(argv: list[str]) -> None:
         validate_config(cfg, defaults=defaults)
     except ConfigError as exc:
         _fail(str(exc))
+    target = Path(str(cfg.run_dir)) if cfg.get("run_dir") else Path("runs")
+    refusal = unwritable(target)
+    if refusal:  # Hydra would fail first, with a traceback ("Unable to configure handler 'file'")
+        print(f"msol.train: error: cannot write {target}: {refusal}", file=sys.stderr)
+        sys.exit(4)
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` (or the nearest folder above it that exists) cannot be written to, or None if it can."""
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is read-only or not ours (permission denied)"
+    return None
 
 
 def _override_problem(exc: Exception, overrides: list[str], defaults: DictConfig) -> str:
