@@ -67,7 +67,7 @@ class RunCallback(BaseCallback):
         return True
 
 
-@register_algorithm("trpo", action_spaces=("discrete", "continuous"),
+@register_algorithm("trpo", action_spaces=("discrete", "continuous"), devices=("cpu", "cuda"),
                     description="TRPO (sb3-contrib), the Trust-PCL comparison baseline")
 def train_trpo(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Train sb3-contrib TRPO on ``cfg.env.id`` for ``algo.total_frames × budget_scale`` env steps."""

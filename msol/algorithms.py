@@ -33,6 +33,7 @@ class AlgorithmSpec:
     train: TrainFn
     action_spaces: tuple[str, ...]
     description: str
+    devices: tuple[str, ...] = ("cpu",)  # "cuda" where the trainer puts its networks and batches on cfg.device
 
 
 _REGISTRY: dict[str, AlgorithmSpec] = {}
@@ -40,12 +41,15 @@ _loaded = False
 
 
 def register_algorithm(
-    name: str, *, action_spaces: tuple[str, ...] = ("discrete", "continuous"), description: str = ""
+    name: str, *, action_spaces: tuple[str, ...] = ("discrete", "continuous"), description: str = "",
+    devices: tuple[str, ...] = ("cpu",),
 ) -> Callable[[TrainFn], TrainFn]:
-    """Register ``fn`` as the trainer of ``algo=<name>``; ``action_spaces`` lists what it can act in."""
+    """Register ``fn`` as the trainer of ``algo=<name>``; ``action_spaces`` lists what it can act in, ``devices``
+    the kinds of ``cfg.device`` it honours (any other is refused, never silently ignored)."""
 
     def decorator(fn: TrainFn) -> TrainFn:
-        _REGISTRY[name] = AlgorithmSpec(name, fn, tuple(action_spaces), description or (fn.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = AlgorithmSpec(name, fn, tuple(action_spaces),
+                                        description or (fn.__doc__ or "").strip().split("\n")[0], tuple(devices))
         return fn
 
     return decorator

@@ -284,6 +284,15 @@ def _check_algorithm(cfg: DictConfig) -> str | None:
     if space is not None and space not in algos[name].action_spaces:
         return (f"algo={name} with env={OmegaConf.select(cfg, 'env.name')}: the env has {space} actions but {name} "
                 f"supports only {', '.join(algos[name].action_spaces)} actions")
+    device = str(OmegaConf.select(cfg, "device", default="cpu", throw_on_resolution_failure=False))
+    if _DEVICE[0](device) and device != "cpu":  # a malformed device is reported by its own rule
+        if "cuda" not in algos[name].devices:
+            return f"device={device}: algo={name} trains on the CPU only; valid: cpu"
+        import torch
+
+        if not torch.cuda.is_available():
+            return (f"device={device}: no usable CUDA device here (torch {torch.__version__}, built with CUDA "
+                    f"{torch.version.cuda or 'no'}); valid here: cpu")
     return None
 
 

@@ -32,13 +32,14 @@ from msol.checkpoint import CheckpointError, WriteError, write_error
 from msol.config_check import ConfigError, validate_config
 from msol.interrupt import Interrupted
 from msol.numerics import NumericalFault, as_numerical_fault
-from msol.run import Run, RunDirError
+from msol.run import Run, RunDirError, in_use_error, lock_is_held
 
 log = logging.getLogger(__name__)
 
 # ``hydra.run.dir`` uses this so that ``resume=<dir>`` reopens that directory instead of making a new one.
 if not OmegaConf.has_resolver("msol_run_dir"):
-    OmegaConf.register_new_resolver("msol_run_dir", lambda resume, default: resume if resume else default)
+    # The first of (run_dir, resume, default) that is set: Hydra's files then go into the run directory itself.
+    OmegaConf.register_new_resolver("msol_run_dir", lambda *choices: next(c for c in choices if c))
 
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
@@ -66,7 +67,21 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
             raise NumericalFault(f"{fault}; {run.fault_note()}") from exc
         raise
     run.finish(summary)
+    _report_end(cfg, run.dir, summary)
     return summary
+
+
+def _report_end(cfg: DictConfig, run_dir: Path, summary: dict) -> None:
+    """One line a person can act on: where the run is, how it ended, how to plot (and sync) it; also in train.log."""
+    final = summary.get("objective")
+    result = f"final evaluation return {final:.4g}" if isinstance(final, (int, float)) and final == final \
+        else "no final evaluation return"
+    line = f"msol.train: finished {run_dir}: {result}; plot: python -m msol.plot {run_dir}"
+    if cfg.logger.get("wandb", False) and cfg.logger.get("mode", "offline") == "offline":
+        line += f"; W&B: wandb sync {run_dir}/wandb/offline-run-*"
+    print(line, flush=True)
+    with (run_dir / "train.log").open("a") as handle:
+        handle.write(line + "\n")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="train")
@@ -149,6 +164,12 @@ def preflight(argv: list[str]) -> None:
     except ConfigError as exc:
         _fail(str(exc))
     target = Path(str(cfg.run_dir)) if cfg.get("run_dir") else Path("runs")
+    if cfg.get("run_dir"):  # Hydra writes <run_dir>/.hydra first: refuse a directory in use before it does
+        if lock_is_held(target):
+            _fail(str(in_use_error(target)))
+        if (target / "checkpoints" / "latest.pt").exists():
+            _fail(f"{target} already holds a checkpoint; refusing to overwrite it. Use resume={target} to continue "
+                  "it, or choose another run_dir.")
     refusal = unwritable(target)
     if refusal:  # Hydra would fail first, with a traceback ("Unable to configure handler 'file'")
         print(f"msol.train: error: cannot write {target}: {refusal}", file=sys.stderr)

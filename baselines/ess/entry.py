@@ -152,7 +152,7 @@ def _train_sb3(cfg: DictConfig, run: Run) -> dict[str, Any]:
 
 
 for _name, _sb3_name in SB3_ALGOS.items():
-    register_algorithm(_name, action_spaces=("discrete",),
+    register_algorithm(_name, action_spaces=("discrete",), devices=("cpu", "cuda"),
                        description=f"stable-baselines3 {_sb3_name.upper()} (linear or MLP policy)")(_train_sb3)
 
 

@@ -205,3 +205,23 @@ def test_signal_checkpoints_then_resume_equals_the_uninterrupted_run(tmp_path, s
     result = _cli(f"resume={cut}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _strip(_rows(cut)) == expected
+
+
+def test_a_finished_cli_run_says_where_it_is_and_leaves_nothing_else_behind(tmp_path):
+    run = tmp_path / "elsewhere" / "run"
+    result = _cli(*TINY, f"run_dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith(f"msol.train: finished {run}: final evaluation return ")
+    assert f"plot: python -m msol.plot {run}" in line
+    assert line in (run / "train.log").read_text()
+    assert not (tmp_path / "runs").exists() and (run / ".hydra" / "config.yaml").exists()  # no stray directory
+
+
+def test_a_fresh_run_into_a_finished_runs_directory_is_refused_before_hydra_writes_there(tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(*TINY), run_dir=run)
+    before = _tree_bytes(run)
+    result = _cli(*TINY, f"run_dir={run}", cwd=tmp_path)
+    assert result.returncode == 2 and "already holds a checkpoint" in result.stderr
+    assert _tree_bytes(run) == before
