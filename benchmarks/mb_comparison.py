@@ -31,7 +31,7 @@ from benchmarks._runs import ROOT, TrainJob, read_run, replace_section, run_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 FIGURE = ROOT / "docs" / "figures" / "mb_comparison.png"
-HEADING = "## Moving Bandits comparison (reduced budget): MSOL, MSOL(frozen), DISTRAL(+action), MLSH"
+HEADING = "## Moving Bandits comparison: MSOL, MSOL(frozen), DISTRAL(+action), MLSH"
 ALGOS = ("msol", "msol_frozen", "distral_action", "mlsh")
 OPTIMUM, ONE_GOAL = 43.8, 21.9
 
@@ -114,15 +114,15 @@ def main() -> None:
         f"Command: `{cmd}`; date {date.today()}; seeds {args.seeds}; CPU, 1 torch thread per run. Budget per task: "
         f"option learning {args.option_frames / 1e3:.0f}k frames with task-slot resets every "
         f"{args.option_frames // 3 / 1e3:.0f}k (MLSH {args.mlsh_option_frames / 1e3:.0f}k; paper 0.6M with resets every 200k, "
-        f"MLSH 6M), transfer 100k frames (paper) on new goal layouts; runs one at a time next to "
-        "other jobs on the 2-core machine.", "",
+        f"MLSH 6M), transfer 100k frames (paper) on new goal layouts; MSOL(frozen) transfers from the MSOL run of "
+        "its seed (`init_from`); one run at a time, next to other jobs on the 2-core machine.", "",
         *table(results), "",
         f"Optimum ≈ {OPTIMUM}; an agent that always goes to one goal gets ≈ {ONE_GOAL}. Final return = the last "
         "evaluation (one episode in each of 4 eval envs per task slot). Same-goal share: share of random goal "
         "layouts in which every option, followed alone from the start, ends nearest the same goal — MSOL: its "
         "prior options (greedy, 256 layouts, `options/same_goal_fraction`); MLSH: its sub-policies (32 layouts, "
         "`options_same_goal` of the last option-learning evaluation); DISTRAL has no options.", "",
-        f"![Moving Bandits transfer, reduced budget](figures/{FIGURE.name})", ""])
+        f"![Moving Bandits transfer return against frames per task](figures/{FIGURE.name})", ""])
     print(text)
     if args.write_docs:
         FIGURE.parent.mkdir(parents=True, exist_ok=True)

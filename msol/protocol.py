@@ -248,7 +248,7 @@ def _run_phases(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: li
                 row["fps"] = (after - f0) * spec.num_slots / max(time.time() - t0, 1e-9)
                 run.log(global_offset + after, row, phase=spec.name)
                 summary.update({f"{spec.name}/{k}": v for k, v in row.items() if k != "fps"})
-                run.progress(0, ret=row["return/mean"], fps=int(row["fps"]))
+                run.progress(0, ret=row["return/mean"], env_frames_per_s=int(row["fps"]))
                 # Timed checkpoints come right after a row, when no statistics are pending.
                 if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s) and not finished:
                     _checkpoint(run, index, learner, summary)

@@ -115,8 +115,12 @@ class Run:
         """(Re)start the console bar; counts frames per task so the total matches the paper's budgets."""
         self.close_progress()
         enabled = self.cfg.logger.get("progress_bar", True)
+        # One speed on the bar, labelled: the environment frames per second of the last log interval (all slots),
+        # passed as ``env_frames_per_s``; tqdm's own rate (frames per task per second) is left out.
         self._bar = tqdm(total=total, initial=initial, desc=desc, unit="frame", unit_scale=True,
-                         dynamic_ncols=True, disable=not enabled, file=sys.stderr, mininterval=1.0)
+                         dynamic_ncols=True, disable=not enabled, file=sys.stderr, mininterval=1.0,
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames per task "
+                                    "[{elapsed}<{remaining}{postfix}]")
 
     def progress(self, frames: int, **postfix: Any) -> None:
         if self._bar is None:

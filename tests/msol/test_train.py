@@ -225,3 +225,11 @@ def test_a_fresh_run_into_a_finished_runs_directory_is_refused_before_hydra_writ
     result = _cli(*TINY, f"run_dir={run}", cwd=tmp_path)
     assert result.returncode == 2 and "already holds a checkpoint" in result.stderr
     assert _tree_bytes(run) == before
+
+
+def test_progress_bar_shows_one_labelled_speed(tmp_path, capsys):
+    train(_cfg(*[o for o in TINY if not o.startswith("logger.progress_bar")], "logger.progress_bar=true"),
+          run_dir=tmp_path / "run")
+    bar = capsys.readouterr().err
+    assert "frames per task" in bar and "env_frames_per_s=" in bar
+    assert "frame/s" not in bar and "it/s" not in bar  # tqdm's own (per-task) rate is not shown
