@@ -135,6 +135,11 @@ class MultitaskEnv:
         core = getattr(self.vec, "core", None)
         return core.grid_observations() if core is not None and hasattr(core, "grid_observations") else None
 
+    def grid_locations(self) -> dict[str, tuple[int, int]]:
+        """Named cells of a grid env's map (Taxi's pickup/drop-off letters), ``{}`` for other envs."""
+        layout = getattr(getattr(self.vec, "core", None), "map", None)
+        return dict(getattr(layout, "locations", {}))
+
     def close(self) -> None:
         self.vec.close()
 

@@ -1,8 +1,9 @@
 """Pictures of what the options do, drawn at the end of each phase (paper Fig. 3 for Taxi).
 
-For grid envs that expose ``grid_observations()`` (the Taxi family), each walkable cell shows which option the
-master of each task slot picks there and how likely the previous option is to terminate; other envs get a bar
-chart of option usage per task slot from a short probe batch.
+For grid envs that expose ``grid_observations()`` (the Taxi family), one panel per task: on each walkable cell the
+option the master of that task's (first) slot picks there, and where that option is likely to terminate; the
+pickup/drop-off letters are drawn on the map. On Moving Bandits: the path of each option followed alone. Policies
+without options (DISTRAL, flat learners) get no picture.
 """
 
 from __future__ import annotations
@@ -16,23 +17,51 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from matplotlib.patches import Patch  # noqa: E402
+
 from msol.networks import HierarchicalPolicy  # noqa: E402
 
 _OPTION_COLOURS = plt.get_cmap("tab10")
+_PRIMITIVE_COLOUR = (0.55, 0.55, 0.55)
+
+
+def _colour(policy: HierarchicalPolicy, option: int) -> tuple[float, float, float]:
+    return _OPTION_COLOURS(option)[:3] if option < policy.num_options else _PRIMITIVE_COLOUR
+
+
+def _legend(policy: HierarchicalPolicy) -> list[Patch]:
+    handles = [Patch(color=_colour(policy, k), label=f"option {k}") for k in range(policy.num_options)]
+    if policy.num_primitives:
+        handles.append(Patch(color=_PRIMITIVE_COLOUR, label="a primitive action"))
+    return handles
+
+
+def task_slots(slot_tasks: list[str]) -> dict[str, int]:
+    """Each task of ``slot_tasks`` and the first slot that holds it, in slot order."""
+    first: dict[str, int] = {}
+    for slot, task in enumerate(slot_tasks):
+        first.setdefault(task, slot)
+    return first
 
 
 @torch.no_grad()
-def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
-    """Draw the option picture for ``policy`` on ``env`` into ``path`` (PNG); returns the path."""
+def plot_options(policy: HierarchicalPolicy, env, path: Path, posteriors: bool = False) -> Path | None:
+    """Draw the option picture for ``policy`` on ``env`` into ``path`` (PNG); returns the path, or None when the
+    policy has no options to show. ``posteriors``: on Moving Bandits, each task's posterior options (after
+    transfer) rather than the shared priors."""
+    if policy.num_options < 2 and not policy.num_primitives:
+        return None
     grid = env.grid_observations() if hasattr(env, "grid_observations") else None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if grid is None:
         if "goal0" in env.tasks and not policy.continuous:  # Moving Bandits
-            return _plot_moving_bandits(policy, path)
+            return _plot_moving_bandits(policy, path, task_slots(list(env.slot_tasks)) if posteriors else None)
         return None
     cells, obs, shape, walls = grid  # cells: [(x, y)], obs: [C, obs_dim] (passenger in taxi / not), walls mask
-    slots = list(range(min(policy.num_slots, 12)))
+    panels = task_slots(list(env.slot_tasks))
+    slots = list(panels.values())
+    locations = env.grid_locations() if hasattr(env, "grid_locations") else {}
     obs_t = torch.as_tensor(obs, dtype=torch.float32)
     pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
     if pad > 0:  # the policy also reads the previous action (DISTRAL(+action)): none, all zeros
@@ -53,44 +82,54 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path) -> Path | None:
             sel = [i for i, c in enumerate(cells) if c[2] == passenger]
             for i in sel:
                 x, y, _ = cells[i]
-                img[y, x] = _OPTION_COLOURS(int(choice[i]))[:3]
+                img[y, x] = _colour(policy, int(choice[i]))
                 if p_term[i] > 0.5:
                     ax.plot(x, y, "kx", ms=6)
             ax.imshow(img, interpolation="nearest")
+            for name, (x, y) in locations.items():
+                ax.text(x, y, name, ha="center", va="center", fontsize=7, fontweight="bold")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(f"{env.slot_tasks[slot]}", fontsize=8)
             if col == 0:
                 ax.set_ylabel("passenger in" if passenger else "no passenger", fontsize=8)
-    fig.suptitle("colour: option picked by the master; x: its termination probability > 0.5", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle("one panel per task; colour: option picked by the master; x: its termination probability > 0.5",
+                 fontsize=9)
+    fig.legend(handles=_legend(policy), loc="lower center", ncol=len(_legend(policy)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-def _plot_moving_bandits(policy: HierarchicalPolicy, path: Path) -> Path:
-    """Each option followed alone from the start, on six random goal layouts."""
+def _plot_moving_bandits(policy: HierarchicalPolicy, path: Path, slots: dict[str, int] | None) -> Path:
+    """Each option followed alone from the start, on six random goal layouts: the shared priors (``slots`` None),
+    or one row per task with that task's posterior options."""
     from msol.option_probe import moving_bandits_option_paths, same_goal_fraction
 
-    paths, goals = moving_bandits_option_paths(policy, layouts=6, seed=1)
-    fig, axes = plt.subplots(1, 6, figsize=(13, 2.5))
-    for k, ax in enumerate(axes):
-        for g, marker in ((0, "o"), (1, "s")):
-            ax.add_patch(plt.Circle(goals[k, g], 50, color="0.85"))
-            ax.plot(*goals[k, g], marker, color="k", ms=5)
-        for o in range(paths.shape[0]):
-            ax.plot(paths[o, k, :, 0], paths[o, k, :, 1], "-", color=_OPTION_COLOURS(o), lw=1.5, label=f"option {o}")
-        ax.set_xlim(0, 400)
-        ax.set_ylim(0, 400)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].legend(fontsize=6, loc="upper left")
-    fig.suptitle(f"each option alone from the start (greedy prior); all options to the same goal in "
+    rows = {"priors": None} if slots is None else {f"{task} (posteriors)": s for task, s in slots.items()}
+    fig, axes = plt.subplots(len(rows), 6, figsize=(13, 2.5 * len(rows)), squeeze=False)
+    for r, (label, slot) in enumerate(rows.items()):
+        paths, goals = moving_bandits_option_paths(policy, layouts=6, seed=1, slot=slot)
+        for k, ax in enumerate(axes[r]):
+            for g, marker in ((0, "o"), (1, "s")):
+                ax.add_patch(plt.Circle(goals[k, g], 50, color="0.85"))
+                ax.plot(*goals[k, g], marker, color="k", ms=5)
+            for o in range(paths.shape[0]):
+                ax.plot(paths[o, k, :, 0], paths[o, k, :, 1], "-", color=_OPTION_COLOURS(o), lw=1.5)
+            ax.set_xlim(0, 400)
+            ax.set_ylim(0, 400)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.legend(handles=_legend(policy) + [plt.Line2D([], [], marker="o", ls="", color="k", label="goal 0"),
+                                          plt.Line2D([], [], marker="s", ls="", color="k", label="goal 1")],
+               loc="lower center", ncol=policy.num_options + 2, fontsize=7, frameon=False)
+    fig.suptitle(f"each option alone from the start (greedy); the priors' options go to the same goal in "
                  f"{same_goal_fraction(policy):.0%} of layouts", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

@@ -14,9 +14,10 @@ from msol.networks import HierarchicalPolicy
 
 
 @torch.no_grad()
-def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, steps: int = 30, seed: int = 0
-                                ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy paths of every prior option: ``(paths [m, layouts, steps+1, 2], goals [layouts, 2, 2])``."""
+def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, steps: int = 30, seed: int = 0,
+                                slot: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy paths of every prior option (or, with ``slot``, of that slot's posterior options):
+    ``(paths [m, layouts, steps+1, 2], goals [layouts, 2, 2])``."""
     rng = np.random.default_rng(seed)
     goals = rng.uniform(0, ARENA, size=(layouts, 2, 2))
     m = policy.num_options
@@ -29,8 +30,12 @@ def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, s
         if policy.encoder.trunk[0].in_features != obs_t.shape[1]:  # previous-action input: none at this probe
             pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
             obs_t = torch.cat([obs_t, torch.zeros(obs_t.shape[0], pad)], dim=1)
-        _, f_prior = policy.option_features(policy.trunk(obs_t), option)
-        logits = policy.prior_intra(f_prior)
+        f, f_prior = policy.option_features(policy.trunk(obs_t), option)
+        if slot is None:
+            logits = policy.prior_intra(f_prior)
+        else:
+            q_L, _ = policy.action_dists(f, f_prior, torch.full_like(option, slot), option, with_prior=False)
+            logits = q_L.logits
         pos = pos + MOVES[logits.argmax(-1).numpy()].reshape(m, layouts, 2)
         paths.append(pos.copy())
     return np.stack(paths, axis=2), goals

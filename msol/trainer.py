@@ -271,7 +271,8 @@ class MSOLPhase:
 
     def finish_phase(self, run: Run) -> dict[str, float]:
         """The option picture of this phase (PNG in the run dir and W&B); on Moving Bandits the option probe."""
-        figure = plot_options(self.policy, self.env, run.dir / "figures" / f"options_{self.spec.name}.png")
+        figure = plot_options(self.policy, self.env, run.dir / "figures" / f"options_{self.spec.name}.png",
+                              posteriors=self.spec.name != "options")
         if figure is not None:
             run.log_image(f"figures/options_{self.spec.name}", figure)
         if self.spec.name == "options" and "goal0" in self.env.tasks:
