@@ -225,6 +225,11 @@ def _default_values(defaults: DictConfig | None) -> dict[str, Any]:
         container = OmegaConf.to_container(defaults, resolve=True)
     except Exception:  # noqa: BLE001 - e.g. defaults of an env/algo pair that cannot run: reported elsewhere
         return {}
+    return flat_leaves(container)
+
+
+def flat_leaves(container: Any) -> dict[str, Any]:
+    """Dotted leaf path -> value of a nested dict (lists are leaves)."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:

@@ -347,19 +347,9 @@ def dumps_strict(value: Any, **kwargs: Any) -> str:
 
 def config_differences(old: DictConfig, new: DictConfig, free: tuple[str, ...]) -> list[str]:
     """``key: old -> new`` for every resolved leaf that differs, except keys under a ``free`` prefix."""
-    def leaves(cfg: DictConfig) -> dict[str, Any]:
-        flat: dict[str, Any] = {}
+    from msol.config_check import flat_leaves
 
-        def walk(node: Any, prefix: str) -> None:
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    walk(value, f"{prefix}.{key}" if prefix else str(key))
-            else:
-                flat[prefix] = node
-        walk(OmegaConf.to_container(cfg, resolve=True), "")
-        return flat
-
-    a, b = leaves(old), leaves(new)
+    a, b = (flat_leaves(OmegaConf.to_container(c, resolve=True)) for c in (old, new))
     keys = sorted(k for k in a.keys() | b.keys()
                   if not any(k == f or k.startswith(f + ".") for f in free) and a.get(k) != b.get(k))
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys]

@@ -80,23 +80,30 @@ def test_second_process_on_same_run_dir_is_refused(tmp_path):
         train(_cfg(*TINY), run_dir=run)
 
 
-def test_resume_after_sigkill_reproduces_uninterrupted_metrics(tmp_path):
-    args = [*TINY, "budget_scale=0.03", "checkpoint_interval_s=0.0001"]
+def _uninterrupted_rows(args: list[str], tmp_path: Path) -> list[dict]:
     full = tmp_path / "full"
     assert _cli(*args, f"run_dir={full}", cwd=tmp_path).returncode == 0
-    expected = _strip(_rows(full))
+    return _strip(_rows(full))
 
-    cut = tmp_path / "cut"
+
+def _start_until_rows(args: list[str], run_dir: Path, rows: int, cwd: Path) -> subprocess.Popen:
+    """A training process on ``run_dir``, returned once it has logged ``rows`` metrics rows (or after 120 s)."""
     env = dict(os.environ, WANDB_MODE="disabled")
-    proc = subprocess.Popen([sys.executable, "-m", "msol.train", *args, f"run_dir={cut}"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if (cut / "metrics.jsonl").exists() and len(_rows(cut)) >= len(expected) // 3:
-            break
-        time.sleep(0.05)
+    proc = subprocess.Popen([sys.executable, "-m", "msol.train", *args, f"run_dir={run_dir}"], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists() and len(_rows(run_dir)) >= rows):
+        time.sleep(0.02)
+    return proc
+
+
+def test_resume_after_sigkill_reproduces_uninterrupted_metrics(tmp_path):
+    args = [*TINY, "budget_scale=0.03", "checkpoint_interval_s=0.0001"]
+    expected = _uninterrupted_rows(args, tmp_path)
+    cut = tmp_path / "cut"
+    proc = _start_until_rows(args, cut, len(expected) // 3, tmp_path)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     assert not (cut / "summary.json").exists(), "the run finished before it could be killed"
     result = _cli(*args, f"resume={cut}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -186,17 +193,9 @@ def test_signal_checkpoints_then_resume_equals_the_uninterrupted_run(tmp_path, s
     (pending statistics included), one line names the resume command, exit 128 + signal; resuming reproduces the
     uninterrupted run's rows exactly."""
     args = [*TINY, "checkpoint_interval_s=3600"]  # no timed checkpoint but the first
-    full = tmp_path / "full"
-    assert _cli(*args, f"run_dir={full}", cwd=tmp_path).returncode == 0
-    expected = _strip(_rows(full))
-
+    expected = _uninterrupted_rows(args, tmp_path)
     cut = tmp_path / "cut"
-    env = dict(os.environ, WANDB_MODE="disabled")
-    proc = subprocess.Popen([sys.executable, "-m", "msol.train", *args, f"run_dir={cut}"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((cut / "metrics.jsonl").exists() and len(_rows(cut)) >= 5):
-        time.sleep(0.02)
+    proc = _start_until_rows(args, cut, 5, tmp_path)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, stderr[-2000:]
