@@ -95,13 +95,16 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "mb_comparison")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="report the finished runs, start none")
     args = parser.parse_args()
     algos = tuple(args.algos)
     jobs = jobs_for(args.out, args.seeds, args.option_frames, args.mlsh_option_frames, algos)
-    failed = run_all(jobs, args.parallel, nice=args.nice)
-    if failed:
-        raise SystemExit(f"{len(failed)} run(s) failed; logs next to their run dirs under {args.out}")
-    results = {a: [final_result(j.run_dir) for j in jobs if j.run_dir.parent.name == a] for a in algos}
+    if not args.report_only and run_all(jobs, args.parallel, nice=args.nice):
+        raise SystemExit(f"a run failed; logs next to their run dirs under {args.out}")
+    results = {a: [final_result(j.run_dir) for j in jobs if j.run_dir.parent.name == a and j.finished]
+               for a in algos}
+    results = {a: runs for a, runs in results.items() if runs}
+    unfinished = [f"{j.run_dir.parent.name} {j.run_dir.name}" for j in jobs if not j.finished]
 
     from msol.plot import plot_sweep
 
@@ -115,7 +118,9 @@ def main() -> None:
         f"option learning {args.option_frames / 1e3:.0f}k frames with task-slot resets every "
         f"{args.option_frames // 3 / 1e3:.0f}k (MLSH {args.mlsh_option_frames / 1e3:.0f}k; paper 0.6M with resets every 200k, "
         f"MLSH 6M), transfer 100k frames (paper) on new goal layouts; MSOL(frozen) transfers from the MSOL run of "
-        "its seed (`init_from`); one run at a time, next to other jobs on the 2-core machine.", "",
+        "its seed (`init_from`); one run at a time, next to other jobs on the 2-core machine." +
+        (f" **Not run yet: {', '.join(unfinished)}** (the same command without `--report-only` continues)."
+         if unfinished else ""), "",
         *table(results), "",
         f"Optimum ≈ {OPTIMUM}; an agent that always goes to one goal gets ≈ {ONE_GOAL}. Final return = the last "
         "evaluation (one episode in each of 4 eval envs per task slot). Same-goal share: share of random goal "
