@@ -109,15 +109,17 @@ def main() -> None:
     from msol.plot import plot_sweep
 
     report = plot_sweep(args.out, args.out / "plot", phase="transfer/eval")
+    mlsh = "mlsh" in algos
     cmd = (f"python benchmarks/mb_comparison.py --seeds {' '.join(map(str, args.seeds))} --option-frames "
-           f"{args.option_frames} --mlsh-option-frames {args.mlsh_option_frames} --algos {' '.join(algos)} "
-           f"--parallel {args.parallel}")
+           f"{args.option_frames}" + (f" --mlsh-option-frames {args.mlsh_option_frames}" if mlsh else "") +
+           f" --algos {' '.join(algos)} --parallel {args.parallel}")
     text = "\n".join([
         HEADING, "",
         f"Command: `{cmd}`; date {date.today()}; seeds {args.seeds}; CPU, 1 torch thread per run. Budget per task: "
         f"option learning {args.option_frames / 1e3:.0f}k frames with task-slot resets every "
-        f"{args.option_frames // 3 / 1e3:.0f}k (MLSH {args.mlsh_option_frames / 1e3:.0f}k; paper 0.6M with resets every 200k, "
-        f"MLSH 6M), transfer 100k frames (paper) on new goal layouts; MSOL(frozen) transfers from the MSOL run of "
+        f"{args.option_frames // 3 / 1e3:.0f}k (" + (f"MLSH {args.mlsh_option_frames / 1e3:.0f}k; " if mlsh else "") +
+        "paper 0.6M with resets every 200k" + (", MLSH 6M" if mlsh else "") +
+        "), transfer 100k frames (paper) on new goal layouts; MSOL(frozen) transfers from the MSOL run of "
         "its seed (`init_from`); one run at a time, next to other jobs on the 2-core machine." +
         (f" **Not run yet: {', '.join(unfinished)}** (the same command without `--report-only` continues)."
          if unfinished else ""), "",
