@@ -11,6 +11,7 @@ def linear(start: float, end: float, progress_frames: float, duration_frames: fl
     return start + frac * (end - start)
 
 
-def beta_schedule(frames: float, total: float, start: float, end: float, hold: float) -> float:
-    """β anneals over option learning and is held at its final value for the last ``hold`` frames per task."""
+def anneal_then_hold(frames: float, total: float, start: float, end: float, hold: float) -> float:
+    """β and λ_H anneal over option learning and are held at their final values for its last ``hold`` frames per
+    task (the authors' ``final_period_frames``)."""
     return linear(start, end, frames, total - hold)

@@ -44,7 +44,7 @@ from msol.protocol import (
     task_names,
 )
 from msol.run import Run
-from msol.schedules import beta_schedule
+from msol.schedules import anneal_then_hold
 from msol.storage import Rollout
 
 
@@ -97,7 +97,7 @@ class MSOLPhase:
             return 0.0
         if self.transfer:
             return float(self.a.beta_end)
-        return beta_schedule(self.frames, self.spec.frames_per_task, self.a.beta_start, self.a.beta_end,
+        return anneal_then_hold(self.frames, self.spec.frames_per_task, self.a.beta_start, self.a.beta_end,
                              self.a.beta_hold_frames_per_task * self.budget_scale)
 
     @property
@@ -105,7 +105,7 @@ class MSOLPhase:
         """λ_H anneals over option learning less its final period and is then held, like β (authors' code)."""
         if self.transfer or self.scratch:
             return float(self.a.entropy_transfer)
-        return beta_schedule(self.frames, self.spec.frames_per_task, self.a.entropy_start, self.a.entropy_end,
+        return anneal_then_hold(self.frames, self.spec.frames_per_task, self.a.entropy_start, self.a.entropy_end,
                              self.a.beta_hold_frames_per_task * self.budget_scale)
 
     # ------------------------------------------------------------------ collect
