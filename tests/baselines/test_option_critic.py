@@ -185,7 +185,8 @@ def test_bad_value_is_named(monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------------------------------- learning
 def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_path):
     overrides = ["env=taxi", "env.train_tasks=[R-G]", "env.transfer_tasks=[R-G]", "env.hparams.num_slots=2",
-                 "env.hparams.envs_per_slot=4", "env.hparams.hidden=[64,64]", "algo.lr=1e-2",
+                 "env.hparams.envs_per_slot=4", "env.hparams.hidden=[64]", "env.hparams.encoder_output_size=64",
+                 "algo.lr=1e-2",
                  "algo.option_frames_per_task=12000", "algo.transfer_frames_per_task=1",
                  "env.hparams.eval_interval_frames_per_task=100000", "env.hparams.log_interval_frames_per_task=2000",
                  "logger.progress_bar=false"]
