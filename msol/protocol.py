@@ -197,7 +197,6 @@ def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: l
     done_in_phase = int(resume["frames"]) if resume else 0
     run.start_progress(sum(p.frames_per_task for p in phases), initial=global_offset + done_in_phase,
                        desc=f"{cfg.algo.name}/{cfg.env.name}")
-    learner: PhaseLearner | None = None
     # The summary is part of the state: a run resumed in transfer must still report its option-learning results.
     summary: dict[str, float] = dict(resume.get("summary", {})) if resume else {}
     with StopSignals() as stop:

@@ -82,7 +82,7 @@ def _parse(overrides: list[str]) -> list[Any]:
 
     try:
         return OverridesParser.create().parse_overrides(overrides)
-    except Exception as exc:  # noqa: BLE001 - Hydra's parser names the override it cannot read
+    except Exception as exc:  # Hydra's parser names the override it cannot read
         raise ConfigError(f"cannot parse the overrides {' '.join(overrides)}: {str(exc).splitlines()[0]}") from exc
 
 

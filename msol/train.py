@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import sys
 import traceback
@@ -74,7 +75,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
 def _report_end(cfg: DictConfig, run_dir: Path, summary: dict) -> None:
     """One line a person can act on: where the run is, how it ended, how to plot (and sync) it; also in train.log."""
     final = summary.get("objective")
-    result = f"final evaluation return {final:.4g}" if isinstance(final, (int, float)) and final == final \
+    result = f"final evaluation return {final:.4g}" if isinstance(final, (int, float)) and math.isfinite(final) \
         else "no final evaluation return"
     line = f"msol.train: finished {run_dir}: {result}; plot: python -m msol.plot {run_dir}"
     if cfg.logger.get("wandb", False) and cfg.logger.get("mode", "offline") == "offline":
