@@ -14,13 +14,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from msol.config_check import ConfigError
-from msol.run import RunDirError, in_use_error, lock_is_held
+from msol.run import RESULT_NEUTRAL_KEYS, RunDirError, in_use_error, lock_is_held
 
-# Keys a resume may change: they steer logging, checkpoint timing, threads or the device, not what is learned.
-RESUME_FREE_KEYS = (
-    "logger.wandb", "logger.mode", "logger.project", "logger.group", "logger.init_timeout", "logger.progress_bar",
-    "checkpoint_interval_s", "torch_threads", "device",
-)
+RESUME_FREE_KEYS = RESULT_NEUTRAL_KEYS  # what a resume may change
 # Config groups a command line may name; on resume each must name what the run already used.
 _GROUP_NAME_KEYS = {"env": "env.name", "algo": "algo.name", "experiment": "experiment.name", "budget": "budget.name"}
 

@@ -42,12 +42,17 @@ from msol.wandb_sink import WandbSink
 
 CHECKPOINT_FORMAT = 3  # 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol)
 
-# Config keys that may differ between an ``init_from`` run and its source: they act only after option learning
-# (or do not change results at all).
-INIT_FROM_FREE_KEYS = (
-    "algo.name", "algo.frozen", "algo.greedy_options", "algo.fresh_master_encoder", "algo.primitive_options",
-    "algo.entropy_transfer", "algo.transfer_frames_per_task", "init_from", "resume", "run_dir", "logger",
+# Keys that steer logging, checkpoint timing, threads or the device, never what is learned: a resume may change them.
+RESULT_NEUTRAL_KEYS = (
+    "logger.wandb", "logger.mode", "logger.project", "logger.group", "logger.init_timeout", "logger.progress_bar",
     "checkpoint_interval_s", "torch_threads", "device",
+)
+# Config keys that may differ between an ``init_from`` run and its source: they act only after option learning
+# (the whole logger group included: its log interval only changes which rows the transfer writes).
+INIT_FROM_FREE_KEYS = (
+    *RESULT_NEUTRAL_KEYS, "logger", "algo.name", "algo.frozen", "algo.greedy_options", "algo.fresh_master_encoder",
+    "algo.primitive_options", "algo.entropy_transfer", "algo.transfer_frames_per_task", "init_from", "resume",
+    "run_dir",
 )
 
 
@@ -80,10 +85,7 @@ class Run:
         else:
             if (self.checkpoint_dir / "latest.pt").exists():
                 self._release_lock()
-                raise RunDirError(
-                    f"{self.dir} already holds a checkpoint; refusing to overwrite it. "
-                    f"Use resume={self.dir} to continue it, or choose another run_dir."
-                )
+                raise holds_checkpoint_error(self.dir)
             source = self._read_init_source(Path(init_from)) if init_from is not None else None
             self.metrics_path.write_text("")
             OmegaConf.save(cfg, self.dir / "config.yaml", resolve=True)
@@ -307,6 +309,20 @@ class Run:
 def in_use_error(run_dir: Path) -> RunDirError:
     return RunDirError(f"{run_dir} is in use by another training process (run.lock is held); "
                        "wait for it to finish or choose another run_dir")
+
+
+def holds_checkpoint_error(run_dir: Path) -> RunDirError:
+    return RunDirError(f"{run_dir} already holds a checkpoint; refusing to overwrite it. "
+                       f"Use resume={run_dir} to continue it, or choose another run_dir.")
+
+
+def refuse_busy_run_dir(run_dir: Path) -> None:
+    """Raise :class:`RunDirError` if a fresh run may not start in ``run_dir`` (in use, or holding a checkpoint);
+    writes nothing, so callers can check before anything (Hydra included) touches the directory."""
+    if lock_is_held(run_dir):
+        raise in_use_error(run_dir)
+    if (Path(run_dir) / "checkpoints" / "latest.pt").exists():
+        raise holds_checkpoint_error(run_dir)
 
 
 def lock_is_held(run_dir: Path) -> bool:

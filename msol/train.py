@@ -33,7 +33,7 @@ from msol.checkpoint import CheckpointError, WriteError, write_error
 from msol.config_check import ConfigError, validate_config
 from msol.interrupt import Interrupted
 from msol.numerics import NumericalFault, as_numerical_fault
-from msol.run import Run, RunDirError, in_use_error, lock_is_held
+from msol.run import Run, RunDirError, refuse_busy_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,10 @@ def preflight(argv: list[str]) -> None:
         _fail(str(exc))
     target = Path(str(cfg.run_dir)) if cfg.get("run_dir") else Path("runs")
     if cfg.get("run_dir"):  # Hydra writes <run_dir>/.hydra first: refuse a directory in use before it does
-        if lock_is_held(target):
-            _fail(str(in_use_error(target)))
-        if (target / "checkpoints" / "latest.pt").exists():
-            _fail(f"{target} already holds a checkpoint; refusing to overwrite it. Use resume={target} to continue "
-                  "it, or choose another run_dir.")
+        try:
+            refuse_busy_run_dir(target)
+        except RunDirError as exc:
+            _fail(str(exc))
     refusal = unwritable(target)
     if refusal:  # Hydra would fail first, with a traceback ("Unable to configure handler 'file'")
         print(f"msol.train: error: cannot write {target}: {refusal}", file=sys.stderr)
