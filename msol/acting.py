@@ -1,4 +1,8 @@
-"""One hierarchical decision step for every env of every task slot: terminate? → option → action."""
+"""One hierarchical decision step for every env of every task slot of every member: terminate? → option → action.
+
+Every random draw comes from the acting member's own ``torch.Generator`` (:func:`step_noise`), so a member of a
+population makes exactly the draws a single run of its seed makes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from msol.networks import HierarchicalPolicy
+from msol.networks import Generators, HierarchicalPolicy
 
 
 @dataclass
@@ -22,35 +26,39 @@ class Step:
 @torch.no_grad()
 def act(
     policy: HierarchicalPolicy, obs: torch.Tensor, z_prev: torch.Tensor, first: torch.Tensor, slot: torch.Tensor,
-    *, greedy_options: bool = False, greedy_master: bool = False,
+    *, generators: Generators = (None,), greedy_options: bool = False, greedy_master: bool = False,
 ) -> Step:
     """Sample ``b_t ~ q^T``, then ``z_t ~ q^H`` if ``b_t = 1``, then ``a_t ~ q^L(·|s_t, z_t)``.
 
-    ``greedy_options`` takes the argmax of termination and intra-option policies (the authors' code does this with
-    frozen options); ``greedy_master`` the argmax of the master too (the authors' test episodes: both on).
+    ``generators``: one per member of ``policy`` (rows are member-major). ``greedy_options`` takes the argmax of
+    termination and intra-option policies (the authors' code does this with frozen options); ``greedy_master`` the
+    argmax of the master too (the authors' test episodes: both on).
     """
+    u, eps = step_noise(generators, obs.shape[0], policy.action_dim if policy.continuous else 0, obs.dtype)
     trunk = policy.trunk(obs)
     f_prev, f_prev_prior = policy.option_features(trunk, z_prev)
     term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot, z_prev, with_prior=False)
-    # Plain log-softmax/multinomial instead of torch.distributions.Categorical: same draws from the same RNG, a
-    # third of the small ops (acting is per-op overhead bound at these batch sizes; docs/benchmarks.md).
+    # Plain log-softmax and inverse-CDF draws instead of torch.distributions.Categorical: a third of the small ops
+    # (acting is per-op overhead bound at these batch sizes; docs/benchmarks.md).
     log_T = term_logits.log_softmax(-1)
     if policy.learn_terminations:
-        b = log_T.argmax(-1) if greedy_options else _sample(log_T)
+        b = log_T.argmax(-1) if greedy_options else _sample(log_T, u[:, 0])
         b = torch.where(first > 0, torch.ones_like(b), b)
     else:
         b = first.long()
 
     log_H = policy.master_logits(trunk, slot).log_softmax(-1)
-    z_new = log_H.argmax(-1) if greedy_master else _sample(log_H)
+    z_new = log_H.argmax(-1) if greedy_master else _sample(log_H, u[:, 1])
     z = torch.where(b == 1, z_new, z_prev)
 
     f, f_prior = policy.option_features(trunk, z)
     q_L, _ = policy.action_dists(f, f_prior, slot, z, with_prior=False)
     if greedy_options:
         action = q_L.mean if policy.continuous else q_L.logits.argmax(-1)
+    elif policy.continuous:
+        action = q_L.mean + q_L.stddev * eps
     else:
-        action = q_L.sample()
+        action = _sample(q_L.logits, u[:, 2])
     logp = q_L.log_prob(action) + b * _pick(log_H, z)
     if policy.learn_terminations:
         logp = logp + (1.0 - first) * _pick(log_T, b)
@@ -58,8 +66,22 @@ def act(
                 value=policy.value_of(trunk, z_prev, slot, f_prev))
 
 
-def _sample(log_probs: torch.Tensor) -> torch.Tensor:
-    return torch.multinomial(log_probs.exp(), 1).squeeze(-1)
+def step_noise(generators: Generators, rows: int, action_dim: int, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Uniforms ``[rows, 3]`` (termination, master, discrete action) and, for ``action_dim`` > 0, standard normals
+    ``[rows, action_dim]`` (continuous action): member ``k``'s block of rows from ``generators[k]``."""
+    per_member = rows // len(generators)
+    u = torch.cat([torch.rand(per_member, 3, generator=g, dtype=dtype) for g in generators])
+    if not action_dim:
+        return u, None
+    return u, torch.cat([torch.randn(per_member, action_dim, generator=g, dtype=dtype) for g in generators])
+
+
+def _sample(log_probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw: the first index whose cumulative probability exceeds ``u`` (categories of probability 0,
+    e.g. forbidden primitives, are never drawn: ``u`` is scaled by the total so rounding cannot reach past it)."""
+    cdf = log_probs.exp().cumsum(-1)
+    return (cdf <= u.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
 
 
 def _pick(log_probs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

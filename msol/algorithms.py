@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import DictConfig
 
 from msol.run import Run
 
-TrainFn = Callable[[DictConfig, Run], dict]
+TrainFn = Callable[[DictConfig, Any], Any]  # (cfg, run) -> summary; with populations (cfg, runs) -> summaries
 
 # Modules whose import registers algorithms (imported lazily: some pull in heavy optional code paths).
 _PLUGIN_MODULES: tuple[str, ...] = (
@@ -34,6 +35,8 @@ class AlgorithmSpec:
     action_spaces: tuple[str, ...]
     description: str
     devices: tuple[str, ...] = ("cpu",)  # "cuda" where the trainer puts its networks and batches on cfg.device
+    # True: ``train(cfg, runs)`` trains a population (one run per member) and returns one summary per member
+    populations: bool = False
 
 
 _REGISTRY: dict[str, AlgorithmSpec] = {}
@@ -42,14 +45,16 @@ _loaded = False
 
 def register_algorithm(
     name: str, *, action_spaces: tuple[str, ...] = ("discrete", "continuous"), description: str = "",
-    devices: tuple[str, ...] = ("cpu",),
+    devices: tuple[str, ...] = ("cpu",), populations: bool = False,
 ) -> Callable[[TrainFn], TrainFn]:
     """Register ``fn`` as the trainer of ``algo=<name>``; ``action_spaces`` lists what it can act in, ``devices``
-    the kinds of ``cfg.device`` it honours (any other is refused, never silently ignored)."""
+    the kinds of ``cfg.device`` it honours (any other is refused, never silently ignored); ``populations``: ``fn``
+    is ``(cfg, runs) -> summaries`` and trains ``population=S`` members in one process (``msol.population``)."""
 
     def decorator(fn: TrainFn) -> TrainFn:
         _REGISTRY[name] = AlgorithmSpec(name, fn, tuple(action_spaces),
-                                        description or (fn.__doc__ or "").strip().split("\n")[0], tuple(devices))
+                                        description or (fn.__doc__ or "").strip().split("\n")[0], tuple(devices),
+                                        populations)
         return fn
 
     return decorator

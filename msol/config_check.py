@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     "log_std_init": (_is_number, "must be a finite number"),
     "optimal_return": _optional((_is_number, "must be a finite number")),
     "seed": _NON_NEGATIVE_INT,
+    "population": _POSITIVE_INT,
     "hidden": _LAYERS,
     "phases": _PHASES,
     "device": _DEVICE,

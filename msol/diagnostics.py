@@ -26,7 +26,7 @@ def option_layer_stats(policy: HierarchicalPolicy, obs: torch.Tensor, slot: torc
     """
     trunk = policy.trunk(obs)
     m = policy.num_options
-    f = F.relu(trunk.pre.unsqueeze(1) + trunk.table[:m].unsqueeze(0))  # [B, m, F]
+    f = F.relu(trunk.pre.unsqueeze(1) + trunk.table[0, :m].unsqueeze(0))  # [B, m, F] (a population of one)
     stats = {"features/alive_units": (f > 0).flatten(0, 1).any(0).float().mean().item()}
     if m < 2:
         return stats

@@ -14,11 +14,12 @@ from msol.protocol import evaluate_episodes
 @torch.no_grad()
 def evaluate_slots(
     policy: HierarchicalPolicy, env: MultitaskEnv, *, seed: int, greedy: bool = False, greedy_master: bool = False,
-    slot_tasks: list[str] | None = None, observe_prev_action: bool = False,
+    slot_tasks: list[str] | None = None, observe_prev_action: bool = False, generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Run exactly one episode in every env of ``env`` and return mean returns overall and per task.
 
-    ``greedy``: argmax of termination and intra-option policies; ``greedy_master``: argmax of the master too.
+    ``greedy``: argmax of termination and intra-option policies; ``greedy_master``: argmax of the master too;
+    ``generator``: what sampled steps draw from (``policy`` is a population of one).
 
     ``slot_tasks`` (default: the env's current ones) must match the training slots' tasks, because each slot's
     master and posteriors were trained for the task of that slot.
@@ -32,7 +33,8 @@ def evaluate_slots(
         if observe_prev_action:
             prev_action = torch.where(first > 0, -1, prev_action)
         x = policy_input(obs, prev_action if observe_prev_action else None, env.action_dim)
-        chosen = act(policy, x, z_prev, first, slot, greedy_options=greedy, greedy_master=greedy_master)
+        chosen = act(policy, x, z_prev, first, slot, generators=[generator], greedy_options=greedy,
+                     greedy_master=greedy_master)
         z_prev, prev_action = chosen.z, chosen.action
         return chosen.action
 

@@ -3,6 +3,10 @@
 Notation follows the paper: posterior ``q`` (per task), prior ``p`` (shared); ``L`` intra-option, ``H`` master,
 ``T`` termination; ``b_t`` = 1 when the previous option ``z_{t-1}`` terminates; ``first_t`` = first step of an
 episode (``b_1 = 1`` forced, termination terms masked).
+
+A batch holds the rows of ``members`` population members in equal member-major blocks. Every loss is each member's
+plain mean over its rows, summed over members: each member's parameters get exactly the gradient of its own loss.
+Statistics come back per member (``[members]`` tensors).
 """
 
 from __future__ import annotations
@@ -147,11 +151,16 @@ def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_pr
     return L_H, L_P
 
 
+def member_means(x: torch.Tensor, members: int) -> torch.Tensor:
+    """Each member's mean over its rows, ``[members]``."""
+    return x.view(members, -1).mean(1)
+
+
 def msol_a2c_loss(
     ev: Evaluation, batch: Rollout, returns: torch.Tensor, *, entropy_coef: float,
     value_coef: float = 0.5, policy_coef: float = 1.0, prior_coef: float = 1.0, distill_priors: bool = True,
-    action_entropy_coef: float | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+    action_entropy_coef: float | None = None, members: int = 1,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``L = mean over all rows of every task (λ_V L_V + λ_A L_A + λ_P L_P + L_H)``, ``2λ_V = λ_A = λ_P = 1``.
 
     ``L_V = A²`` (so the value term is ``½·mean(A²)`` and its gradient ``A·∇V``), as in the authors' code.
@@ -161,16 +170,20 @@ def msol_a2c_loss(
     L_A = -A.detach() * joint_logprob(ev, batch)
     L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors, action_entropy_coef)
     per_row = value_coef * L_V + policy_coef * L_A + prior_coef * L_P + L_H
-    loss = per_row.mean()
-    return loss, {"loss/value": L_V.mean().item(), "loss/policy": L_A.mean().item(),
-                  "loss/prior": L_P.mean().item(), "loss/entropy": L_H.mean().item()}
+    loss = member_means(per_row, members).sum()
+    return loss, _member_stats(members, {"loss/value": L_V, "loss/policy": L_A, "loss/prior": L_P,
+                                         "loss/entropy": L_H})
+
+
+def _member_stats(members: int, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: member_means(term.detach(), members) for name, term in terms.items()}
 
 
 def msol_ppo_loss(
     ev: Evaluation, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *,
     entropy_coef: float, clip: float, value_coef: float = 0.5, prior_coef: float = 1.0, distill_priors: bool = True,
-    action_entropy_coef: float | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+    action_entropy_coef: float | None = None, members: int = 1,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate on the joint ratio ``q^L q^H q^T / old``, clipped value loss, plus ``L_H`` and ``L_P``."""
     ratio = (joint_logprob(ev, batch) - batch.old_logp).exp()
     L_A = -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
@@ -178,7 +191,7 @@ def msol_ppo_loss(
     L_V = 0.5 * torch.max((ev.value - returns).pow(2), (value_clipped - returns).pow(2))
     L_H, L_P = policy_terms(ev, batch, entropy_coef, distill_priors, action_entropy_coef)
     per_row = value_coef * L_V + L_A + prior_coef * L_P + L_H
-    loss = per_row.mean()
-    clip_frac = ((ratio - 1.0).abs() > clip).float().mean().item()
-    return loss, {"loss/value": L_V.mean().item(), "loss/policy": L_A.mean().item(),
-                  "loss/prior": L_P.mean().item(), "loss/entropy": L_H.mean().item(), "ppo/clip_frac": clip_frac}
+    loss = member_means(per_row, members).sum()
+    clipped = ((ratio - 1.0).abs() > clip).to(per_row.dtype)
+    return loss, _member_stats(members, {"loss/value": L_V, "loss/policy": L_A, "loss/prior": L_P,
+                                         "loss/entropy": L_H, "ppo/clip_frac": clipped})

@@ -5,6 +5,10 @@ for each phase asks the algorithm for a :class:`PhaseLearner`, iterates it, writ
 interval and ``<phase>/eval`` rows every eval interval (``frames_per_task`` and per-task ``return/<task>``
 columns), checkpoints by wall clock and at every phase end, and resumes mid-phase bit for bit. MSOL and its special
 cases (``msol.trainer``), MLSH and Option-Critic each supply only their learner.
+
+The loop serves a population (``msol.population``): one learner iterates every member at once, while each member
+logs, evaluates and checkpoints into its own run. Learners written for one run (:class:`SoloLearner`) take part as
+populations of one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from msol.config_check import SLOT_TASK_DRAWS
 from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
 from msol.interrupt import Interrupted, StopSignals
+from msol.networks import Generators
+from msol.population import PopulationEnv
 from msol.run import Run
 
 
@@ -66,40 +72,113 @@ def _spread_tasks(tasks: list[str], n: int) -> list[str]:
     return [tasks[i % len(tasks)] for i in range(n)]
 
 
-def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str) -> str:
+def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str,
+                   generator: torch.Generator | None = None) -> str:
     """The task of a slot after its regular reset.
 
     ``keep`` (MSOL's default): the slot keeps its task (authors' ``reset_task``: "Constraints remain the same"), so
-    every task always has the same number of slots. ``uniform``: any task, uniformly (one ``torch.randint``, so runs
-    stay reproducible on resume) — MLSH's task draw; for MSOL it left 3–7 of Taxi's 12 tasks in no slot at any time
+    every task always has the same number of slots. ``uniform``: any task, uniformly (one ``torch.randint`` from
+    ``generator``, so runs stay reproducible on resume) — MLSH's task draw; for MSOL it left 3–7 of Taxi's 12 tasks in no slot at any time
     and lost a run three tasks (docs/benchmarks.md).
     """
     if rule == "keep":
         return slot_tasks[slot]
     if rule == "uniform":
-        return tasks[int(torch.randint(len(tasks), (1,)))]
+        return tasks[int(torch.randint(len(tasks), (1,), generator=generator))]
     raise ValueError(f"algo.slot_task_draw={rule!r}; valid: {', '.join(SLOT_TASK_DRAWS)}")
 
 
 class PhaseLearner(Protocol):
-    """One phase of one algorithm on a batched multitask env."""
+    """One phase of one algorithm on the batched multitask envs of every member of a population."""
 
     model: torch.nn.Module
-    frames: int  # frames per task done in this phase
+    frames: int  # frames per task done in this phase (the same for every member)
+
+    def start(self, seeds: list[int]) -> None: ...  # one env seed per member
+    def iterate(self) -> None: ...  # collect experience and update; advances ``frames``
+    def pop_log_rows(self) -> list[dict[str, float]]: ...  # one row per member
+    def evaluate(self, member: int, env: MultitaskEnv, seed: int) -> dict[str, float]: ...
+    def finish_phase(self, member: int, run: Run) -> dict[str, float]: ...  # pictures/probes -> summary entries
+    def pending(self, member: int) -> dict[str, list]: ...  # statistics gathered since the last log row
+    def restore_pending(self, member: int, pending: dict[str, list]) -> None: ...
+    def state_dict(self, member: int) -> dict[str, Any]: ...
+    def load_state_dicts(self, states: list[dict[str, Any]]) -> None: ...
+
+
+# (cfg, phase, env, learner of the previous phase or None when resuming straight into this one, one generator per
+# member) -> learner
+MakeLearner = Callable[[DictConfig, PhaseSpec, PopulationEnv, "PhaseLearner | None", Generators], PhaseLearner]
+
+
+class SingleRunLearner(Protocol):
+    """A learner written for one run (MLSH, Option-Critic): the protocol runs it as a population of one."""
+
+    model: torch.nn.Module
+    frames: int
     episodes: list[tuple[int, float]]     # (slot, return) of the episodes finished since the last log row
     update_stats: list[dict[str, float]]  # statistics of the updates since the last log row
 
     def start(self, seed: int) -> None: ...
-    def iterate(self) -> None: ...  # collect experience and update; advances ``frames``
+    def iterate(self) -> None: ...
     def pop_log_row(self) -> dict[str, float]: ...
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]: ...
-    def finish_phase(self, run: Run) -> dict[str, float]: ...  # end-of-phase pictures/probes -> summary entries
+    def finish_phase(self, run: Run) -> dict[str, float]: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-# (cfg, phase, env, learner of the previous phase or None when resuming straight into this one) -> learner
-MakeLearner = Callable[[DictConfig, PhaseSpec, MultitaskEnv, "PhaseLearner | None"], PhaseLearner]
+class SoloLearner:
+    """A :class:`SingleRunLearner` as the :class:`PhaseLearner` of a population of one (it draws from torch's
+    global generator, which the protocol seeds and checkpoints)."""
+
+    def __init__(self, learner: SingleRunLearner) -> None:
+        self.learner = learner
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.learner.model
+
+    @property
+    def frames(self) -> int:
+        return self.learner.frames
+
+    def start(self, seeds: list[int]) -> None:
+        self.learner.start(seeds[0])
+
+    def iterate(self) -> None:
+        self.learner.iterate()
+
+    def pop_log_rows(self) -> list[dict[str, float]]:
+        return [self.learner.pop_log_row()]
+
+    def evaluate(self, member: int, env: MultitaskEnv, seed: int) -> dict[str, float]:
+        return self.learner.evaluate(env, seed)
+
+    def finish_phase(self, member: int, run: Run) -> dict[str, float]:
+        return self.learner.finish_phase(run)
+
+    def pending(self, member: int) -> dict[str, list]:
+        return {"episodes": list(self.learner.episodes), "update_stats": list(self.learner.update_stats)}
+
+    def restore_pending(self, member: int, pending: dict[str, list]) -> None:
+        self.learner.episodes = [tuple(e) for e in pending.get("episodes", [])]
+        self.learner.update_stats = list(pending.get("update_stats", []))
+
+    def state_dict(self, member: int) -> dict[str, Any]:
+        return self.learner.state_dict()
+
+    def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
+        self.learner.load_state_dict(states[0])
+
+
+def single_run(make: Callable[[DictConfig, PhaseSpec, MultitaskEnv, Any], SingleRunLearner]) -> MakeLearner:
+    """The :data:`MakeLearner` of a learner written for one run (a population of one)."""
+    def make_solo(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: PhaseLearner | None,
+                  generators: Generators) -> PhaseLearner:
+        if len(env.members) != 1:
+            raise ValueError(f"algo={cfg.algo.name} trains one run per process; use population=1")
+        return SoloLearner(make(cfg, spec, env.members[0], previous.learner if previous is not None else None))
+    return make_solo
 
 
 def task_names(cfg: DictConfig) -> list[str]:
@@ -182,95 +261,127 @@ def log_intervals(cfg: DictConfig, spec: PhaseSpec) -> tuple[int, int]:
     return log_every, eval_every
 
 
-def run_protocol(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: list[PhaseSpec] | None = None
-                 ) -> dict[str, float]:
-    """Every phase of ``cfg`` in order, with logging, evaluation, checkpoints and exact resume.
+def run_protocol(runs: list[Run], make_learner: MakeLearner, phases: list[PhaseSpec] | None = None
+                 ) -> list[dict[str, float]]:
+    """Every phase of the members' config in order, with logging, evaluation, checkpoints and exact resume; one
+    summary per member.
 
-    ``phases`` defaults to :func:`protocol_phases` (no regular task-slot resets); MSOL passes its own.
+    ``runs`` are the members' runs (their configs differ only in ``seed``). ``phases`` defaults to
+    :func:`protocol_phases` (no regular task-slot resets); MSOL passes its own.
     """
-    torch.manual_seed(cfg.seed)
+    cfg = runs[0].cfg
+    seeds = [int(run.cfg.seed) for run in runs]
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    torch.manual_seed(cfg.seed)  # learners of one run (SoloLearner) draw from the global generators
     np.random.seed(cfg.seed)
     phases = protocol_phases(cfg) if phases is None else phases
-    resume = run.load_checkpoint()
+    resumes = [run.load_checkpoint() for run in runs]
+    resume = resumes[0]
     start_phase = int(resume["phase_index"]) if resume else 0
     global_offset = sum(p.frames_per_task for p in phases[:start_phase])
     done_in_phase = int(resume["frames"]) if resume else 0
-    run.start_progress(sum(p.frames_per_task for p in phases), initial=global_offset + done_in_phase,
-                       desc=f"{cfg.algo.name}/{cfg.env.name}")
+    members = f" ×{len(runs)} seeds" if len(runs) > 1 else ""
+    runs[0].start_progress(sum(p.frames_per_task for p in phases), initial=global_offset + done_in_phase,
+                           desc=f"{cfg.algo.name}/{cfg.env.name}{members}")
     # The summary is part of the state: a run resumed in transfer must still report its option-learning results.
-    summary: dict[str, float] = dict(resume.get("summary", {})) if resume else {}
+    summaries = [dict(state.get("summary", {})) if state else {} for state in resumes]
+    population = _Population(runs, seeds, generators, summaries)
     with StopSignals() as stop:
-        return _run_phases(cfg, run, make_learner, phases, resume, start_phase, global_offset, summary, stop)
+        _run_phases(cfg, population, make_learner, phases, resumes if resume else None, start_phase,
+                    global_offset, stop)
+    for summary in summaries:
+        summary["objective"] = summary.get(f"{phases[-1].name}/eval/return/mean", float("nan"))
+    return summaries
 
 
-def _run_phases(cfg: DictConfig, run: Run, make_learner: MakeLearner, phases: list[PhaseSpec],
-                resume: dict[str, Any] | None, start_phase: int, global_offset: int, summary: dict[str, float],
-                stop: StopSignals) -> dict[str, float]:
+@dataclass
+class _Population:
+    runs: list[Run]
+    seeds: list[int]
+    generators: list[torch.Generator]
+    summaries: list[dict[str, float]]
+
+
+def _run_phases(cfg: DictConfig, pop: _Population, make_learner: MakeLearner, phases: list[PhaseSpec],
+                resumes: list[dict[str, Any]] | None, start_phase: int, global_offset: int,
+                stop: StopSignals) -> None:
     learner: PhaseLearner | None = None
     last_ckpt = -float("inf")  # the first checkpoint comes with the first log row: every run is resumable early
+    lead = pop.runs[0]  # shows the progress bar and names the resume command
     for index, spec in enumerate(phases):
         if index < start_phase:
             continue
         transfer = spec.name != "options"  # env.transfer_id/transfer_kwargs, e.g. Taxi with moved locations
-        env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
-                       seed=cfg.seed * 1000 + index, transfer=transfer)
-        eval_env = make_env(cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
-                            envs_per_slot=int(cfg.eval.episodes_per_slot), seed=cfg.seed * 1000 + 500 + index,
-                            transfer=transfer)
-        learner = make_learner(cfg, spec, env, learner)
-        if resume and index == start_phase:
-            learner.load_state_dict(resume["learner"])
-            # Statistics since the last row (a checkpoint written on a signal falls between rows).
-            learner.episodes = [tuple(e) for e in resume.get("pending", {}).get("episodes", [])]
-            learner.update_stats = list(resume.get("pending", {}).get("update_stats", []))
-            # After building the learner: its fresh initialisation draws from the RNG the checkpoint restores.
-            torch.set_rng_state(resume["torch_rng"])
-            resume = None
+        env = PopulationEnv([make_env(run.cfg, spec.slot_tasks, mode=spec.mode,
+                                      envs_per_slot=int(cfg.algo.envs_per_slot), seed=seed * 1000 + index,
+                                      transfer=transfer) for run, seed in zip(pop.runs, pop.seeds)])
+        eval_envs = [make_env(run.cfg, spec.slot_tasks, mode=str(cfg.env.eval_mode),
+                              envs_per_slot=int(cfg.eval.episodes_per_slot), seed=seed * 1000 + 500 + index,
+                              transfer=transfer) for run, seed in zip(pop.runs, pop.seeds)]
+        learner = make_learner(cfg, spec, env, learner, pop.generators)
+        if resumes and index == start_phase:
+            learner.load_state_dicts([state["learner"] for state in resumes])
+            for member, state in enumerate(resumes):
+                # Statistics since the last row (a checkpoint written on a signal falls between rows).
+                learner.restore_pending(member, state.get("pending", {}))
+                # After building the learner: its fresh initialisation draws from the RNGs the checkpoint restores.
+                pop.generators[member].set_state(state["generator"])
+            torch.set_rng_state(resumes[0]["torch_rng"])
+            resumes = None
         else:
-            learner.start(seed=cfg.seed * 1000 + index)
+            learner.start(seeds=[seed * 1000 + index for seed in pop.seeds])
         log_every, eval_every = log_intervals(cfg, spec)
         t0, f0 = time.time(), learner.frames
         while learner.frames < spec.frames_per_task:
             before = learner.frames
             learner.iterate()
             after = learner.frames
-            run.progress(after - before, phase=spec.name)
+            lead.progress(after - before, phase=spec.name)
             finished = after >= spec.frames_per_task
             if after // eval_every > before // eval_every or finished:
-                eval_row = learner.evaluate(eval_env, seed=cfg.seed * 7 + after // eval_every + 100000 * index)
-                eval_row["frames_per_task"] = after
-                run.log(global_offset + after, eval_row, phase=f"{spec.name}/eval")
-                summary.update({f"{spec.name}/eval/{k}": v for k, v in eval_row.items()})
+                for member, (run, seed) in enumerate(zip(pop.runs, pop.seeds)):
+                    eval_row = learner.evaluate(member, eval_envs[member],
+                                                seed=seed * 7 + after // eval_every + 100000 * index)
+                    eval_row["frames_per_task"] = after
+                    run.log(global_offset + after, eval_row, phase=f"{spec.name}/eval")
+                    pop.summaries[member].update({f"{spec.name}/eval/{k}": v for k, v in eval_row.items()})
             if after // log_every > before // log_every or finished:
-                row = learner.pop_log_row()
-                row["frames_per_task"] = after
-                row["fps"] = (after - f0) * spec.num_slots / max(time.time() - t0, 1e-9)
-                run.log(global_offset + after, row, phase=spec.name)
-                summary.update({f"{spec.name}/{k}": v for k, v in row.items() if k != "fps"})
-                run.progress(0, ret=row["return/mean"], env_frames_per_s=int(row["fps"]))
+                fps = (after - f0) * spec.num_slots * len(pop.runs) / max(time.time() - t0, 1e-9)
+                for member, row in enumerate(learner.pop_log_rows()):
+                    row["frames_per_task"] = after
+                    row["fps"] = fps / len(pop.runs)  # each member's share: what a single run's column means
+                    pop.runs[member].log(global_offset + after, row, phase=spec.name)
+                    pop.summaries[member].update({f"{spec.name}/{k}": v for k, v in row.items() if k != "fps"})
+                    if member == 0:
+                        lead.progress(0, ret=row["return/mean"], env_frames_per_s=int(fps))
                 # Timed checkpoints come right after a row, when no statistics are pending.
                 if time.time() - last_ckpt >= float(cfg.checkpoint_interval_s) and not finished:
-                    _checkpoint(run, index, learner, summary)
+                    _checkpoint(pop, index, learner)
                     last_ckpt = time.time()
             if stop.requested and not finished:
-                _checkpoint(run, index, learner, summary)
+                _checkpoint(pop, index, learner)
                 raise Interrupted(stop.signum, f"interrupted by {signal.Signals(stop.signum).name} after the update "
                                   f"at {after:,} frames per task of phase {spec.name}; checkpoint written; "
-                                  f"continue with: python -m msol.train resume={run.dir}")
-        summary.update(learner.finish_phase(run))
-        _checkpoint(run, index, learner, summary)  # phase end: always
+                                  f"continue with: python -m msol.train resume={lead.dir}")
+        for member, run in enumerate(pop.runs):
+            pop.summaries[member].update(learner.finish_phase(member, run))
+        _checkpoint(pop, index, learner)  # phase end: always
         # <phase>.pt: the phase's end in full, what ``init_from=`` starts another run from (``model`` for readers).
-        _checkpoint(run, index, learner, summary, name=spec.name, model=learner.model.state_dict())
+        _checkpoint(pop, index, learner, name=spec.name)
         global_offset += spec.frames_per_task
         env.close()
-        eval_env.close()
-    summary["objective"] = summary.get(f"{phases[-1].name}/eval/return/mean", float("nan"))
-    return summary
+        for eval_env in eval_envs:
+            eval_env.close()
 
 
-def _checkpoint(run: Run, phase_index: int, learner: PhaseLearner, summary: dict[str, float],
-                name: str = "latest", **extra: Any) -> None:
-    run.save_checkpoint({"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(),
-                         "pending": {"episodes": list(learner.episodes), "update_stats": list(learner.update_stats)},
-                         "torch_rng": torch.get_rng_state(), "summary": dict(summary),
-                         "wall_time_s": run.elapsed(), **extra}, name=name)
+def _checkpoint(pop: _Population, phase_index: int, learner: PhaseLearner, name: str = "latest") -> None:
+    """Every member's state into its own run. With several members each ``latest.pt`` first moves to
+    ``previous.pt``: a kill between two members' writes leaves a step that every member holds (``msol.population``)."""
+    for member, run in enumerate(pop.runs):
+        state = {"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(member),
+                 "pending": learner.pending(member), "generator": pop.generators[member].get_state(),
+                 "torch_rng": torch.get_rng_state(), "summary": dict(pop.summaries[member]),
+                 "wall_time_s": run.elapsed()}
+        if name != "latest":
+            state["model"] = state["learner"].get("policy", learner.model.state_dict())
+        run.save_checkpoint(state, name=name, keep_previous=len(pop.runs) > 1 and name == "latest")

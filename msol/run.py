@@ -40,12 +40,14 @@ from msol.checkpoint import CheckpointError, load_checked, remove_stale_temporar
 from msol.numerics import check_finite_metric, check_finite_state
 from msol.wandb_sink import WandbSink
 
-CHECKPOINT_FORMAT = 3  # 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol)
+# 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol); 4: a member dimension
+# in every parameter and the member's own torch.Generator (msol.population)
+CHECKPOINT_FORMAT = 4
 
 # Keys that steer logging, checkpoint timing, threads or the device, never what is learned: a resume may change them.
 RESULT_NEUTRAL_KEYS = (
     "logger.wandb", "logger.mode", "logger.project", "logger.group", "logger.init_timeout", "logger.progress_bar",
-    "checkpoint_interval_s", "torch_threads", "device",
+    "checkpoint_interval_s", "torch_threads", "device", "population",
 )
 # Config keys that may differ between an ``init_from`` run and its source: they act only after option learning
 # (the whole logger group included: its log interval only changes which rows the transfer writes).
@@ -64,7 +66,7 @@ class Run:
     """Owns a run directory: config, metrics, checkpoints, figures, W&B and the console progress bar."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, *, resume: bool = False,
-                 init_from: Path | None = None) -> None:
+                 init_from: Path | None = None, resume_checkpoint: str = "latest") -> None:
         self.cfg = cfg
         self.dir = Path(run_dir).resolve()
         self.resuming = resume
@@ -81,7 +83,7 @@ class Run:
         self._started = time.time()
 
         if resume:
-            self._prepare_resume()
+            self._prepare_resume(resume_checkpoint)
         else:
             if (self.checkpoint_dir / "latest.pt").exists():
                 self._release_lock()
@@ -138,17 +140,21 @@ class Run:
             self._bar = None
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, state: dict[str, Any], name: str = "latest") -> None:
+    def save_checkpoint(self, state: dict[str, Any], name: str = "latest", keep_previous: bool = False) -> None:
         """Atomically write ``state`` (+ the metrics row count it belongs to) as ``checkpoints/<name>.pt``.
 
         A state holding a NaN/inf tensor raises :class:`NumericalFault` and is not written: the previous
-        checkpoint stays the last good one.
+        checkpoint stays the last good one. ``keep_previous`` first moves the old file to ``previous.pt``
+        (populations: see ``msol.population.consistent_checkpoints``).
         """
         check_finite_state(f"checkpoint state (not written; the previous {name}.pt is kept)", state)
         payload = dict(state)
         payload["format"] = CHECKPOINT_FORMAT
         payload["metrics_rows"] = self._rows
-        save_atomic(payload, self.checkpoint_dir / f"{name}.pt")
+        target = self.checkpoint_dir / f"{name}.pt"
+        if keep_previous and target.exists():
+            os.replace(target, self.checkpoint_dir / "previous.pt")
+        save_atomic(payload, target)
         if name == "latest":
             self._checkpoint_step = self._last_step
 
@@ -194,8 +200,8 @@ class Run:
         return time.time() - self._started + float((self._resume_state or {}).get("wall_time_s", 0.0))
 
     # ------------------------------------------------------------------ internals
-    def _prepare_resume(self) -> None:
-        latest = self.checkpoint_dir / "latest.pt"
+    def _prepare_resume(self, checkpoint: str) -> None:
+        latest = self.checkpoint_dir / f"{checkpoint}.pt"
         if not latest.exists():
             self._release_lock()
             raise RunDirError(f"resume={self.dir}: no checkpoint at {latest}; nothing to resume")

@@ -53,10 +53,22 @@ class Rollout:
             old_value=zeros(),
         )
 
-    def flat(self) -> Rollout:
-        """The same data as ``[T*B, ...]`` views (for one batched forward over the whole rollout)."""
-        return Rollout(**{f.name: getattr(self, f.name).flatten(0, 1) for f in fields(self)})
+    def flat(self, members: int = 1) -> Rollout:
+        """The same data as ``[T*B, ...]`` rows (for one batched forward over the whole rollout), member-major: the
+        ``B`` envs are ``members`` blocks and each member's ``T·B/members`` rows come together (views for one)."""
+        return Rollout(**{f.name: member_major(getattr(self, f.name), members) for f in fields(self)})
 
     def index(self, idx: torch.Tensor) -> Rollout:
         """Rows ``idx`` of a flat rollout (PPO minibatches)."""
         return Rollout(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+
+def member_major(x: torch.Tensor, members: int) -> torch.Tensor:
+    """``[T, S·n, ...]`` (time-major, as stored) -> ``[S·T·n, ...]`` rows, member by member."""
+    steps, envs = x.shape[0], x.shape[1]
+    return x.view(steps, members, envs // members, *x.shape[2:]).transpose(0, 1).reshape(-1, *x.shape[2:])
+
+
+def time_major(x: torch.Tensor, members: int, steps: int) -> torch.Tensor:
+    """The inverse of :func:`member_major` for per-row values: ``[S·T·n]`` -> ``[T, S·n]``."""
+    return x.view(members, steps, -1).transpose(0, 1).reshape(steps, -1)

@@ -26,13 +26,22 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.algorithms import get_algorithm
+from msol.algorithms import available_algorithms, get_algorithm
 from msol.checkpoint import CheckpointError, WriteError, write_error
 from msol.config_check import ConfigError, validate_config
 from msol.interrupt import Interrupted
 from msol.numerics import NumericalFault, as_numerical_fault
+from msol.population import (
+    POPULATION_FILE,
+    consistent_checkpoints,
+    member_config,
+    member_run_dirs,
+    member_seeds,
+    population_dirs,
+    write_population_file,
+)
 from msol.run import Run, RunDirError, refuse_busy_run_dir
 
 log = logging.getLogger(__name__)
@@ -44,7 +53,10 @@ if not OmegaConf.has_resolver("msol_run_dir"):
 
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
-    """Train the configured algorithm; returns its final summary. Usable from Python as well as from the CLI."""
+    """Train the configured algorithm; returns its final summary. Usable from Python as well as from the CLI.
+
+    With ``population=S`` the ``S`` members' summaries are under ``members`` and ``objective`` is their mean.
+    """
     validate_config(cfg)
     torch.set_num_threads(int(cfg.torch_threads))
     if cfg.resume:
@@ -54,22 +66,83 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     elif run_dir is None:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
     algo = get_algorithm(str(cfg.algo.name))
-    init_from = Path(str(cfg.init_from)) if cfg.get("init_from") and not cfg.resume else None
-    run = Run(cfg, run_dir, resume=bool(cfg.resume), init_from=init_from)
+    members = _member_configs(cfg, run_dir, algo.populations)
+    runs = _open_runs(cfg, members)
     try:
-        summary = algo.train(cfg, run)
+        summaries = algo.train(cfg, runs) if algo.populations else [algo.train(cfg, runs[0])]
     except NumericalFault as exc:
-        run.abort(exit_code=1)
-        raise NumericalFault(f"{exc}; {run.fault_note()}") from exc
+        for run in runs:
+            run.abort(exit_code=1)
+        raise NumericalFault(f"{exc}; {runs[0].fault_note()}") from exc
     except BaseException as exc:
-        run.abort(exit_code=1)
+        for run in runs:
+            run.abort(exit_code=1)
         fault = as_numerical_fault(exc)  # torch refusing NaN while sampling, before any check of ours ran
         if fault is not None:
-            raise NumericalFault(f"{fault}; {run.fault_note()}") from exc
+            raise NumericalFault(f"{fault}; {runs[0].fault_note()}") from exc
         raise
-    run.finish(summary)
-    _report_end(cfg, run.dir, summary)
-    return summary
+    for run, summary in zip(runs, summaries, strict=True):
+        run.finish(summary)
+        _report_end(cfg, run.dir, summary)
+    if len(summaries) == 1:
+        return summaries[0]
+    objectives = [s.get("objective", float("nan")) for s in summaries]
+    return {"objective": float(sum(objectives) / len(objectives)), "members": summaries}
+
+
+def _member_configs(cfg: DictConfig, run_dir: Path, populations: bool) -> list[tuple[DictConfig, Path]]:
+    """(config, run directory) of every member: one for a single run; on resume, the population's own members."""
+    seeds = member_seeds(cfg)
+    if len(seeds) > 1 and not populations:
+        raise ConfigError(f"population={len(seeds)}: algo={cfg.algo.name} trains one run per process; populations "
+                          f"are for: {', '.join(n for n, a in available_algorithms().items() if a.populations)}")
+    if cfg.resume:
+        dirs = population_dirs(run_dir) if len(seeds) > 1 else [run_dir]
+        if len(dirs) != len(seeds):
+            raise RunDirError(f"resume={run_dir}: {POPULATION_FILE} lists {len(dirs)} members, the config "
+                              f"population={len(seeds)}")
+        configs = []
+        for path in dirs:
+            member = OmegaConf.load(path / "config.yaml")
+            configs.append(member_config(cfg, int(member.seed)))
+            with open_dict(configs[-1]):
+                configs[-1].resume = str(path)
+        return list(zip(configs, dirs))
+    dirs = member_run_dirs(run_dir, int(cfg.seed), seeds)
+    return [(member_config(cfg, seed), path) for seed, path in zip(seeds, dirs)]
+
+
+def _open_runs(cfg: DictConfig, members: list[tuple[DictConfig, Path]]) -> list[Run]:
+    """Open every member's run directory (all or none: a refused member closes the ones already opened)."""
+    init_from = Path(str(cfg.init_from)) if cfg.get("init_from") and not cfg.resume else None
+    sources = _init_sources(init_from, [int(c.seed) for c, _ in members]) if init_from else [None] * len(members)
+    checkpoints = consistent_checkpoints([path for _, path in members]) if cfg.resume else \
+        ["latest"] * len(members)
+    runs: list[Run] = []
+    try:
+        for (member, path), source, checkpoint in zip(members, sources, checkpoints, strict=True):
+            runs.append(Run(member, path, resume=bool(cfg.resume), init_from=source, resume_checkpoint=checkpoint))
+    except BaseException:
+        for run in runs:
+            run.abort()
+        raise
+    if len(runs) > 1 and not cfg.resume:
+        write_population_file([run.dir for run in runs], [int(run.cfg.seed) for run in runs])
+    return runs
+
+
+def _init_sources(init_from: Path, seeds: list[int]) -> list[Path]:
+    """The source run of each member: ``init_from`` itself, or for a population the member of the same seed in
+    ``init_from``'s population."""
+    if len(seeds) == 1:
+        return [init_from]
+    by_seed = {int(OmegaConf.load(d / "config.yaml").seed): d for d in population_dirs(init_from)
+               if (d / "config.yaml").exists()}
+    missing = [s for s in seeds if s not in by_seed]
+    if missing:
+        raise RunDirError(f"init_from={init_from}: its population has no member with seed(s) {missing}; "
+                          f"it has {sorted(by_seed)}")
+    return [by_seed[s] for s in seeds]
 
 
 def _report_end(cfg: DictConfig, run_dir: Path, summary: dict) -> None:

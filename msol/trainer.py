@@ -5,6 +5,9 @@
 :class:`msol.protocol.PhaseLearner` of MSOL and of the baselines that are special cases of the hierarchy;
 ``msol.protocol.run_protocol`` chains the phases, logs, evaluates and checkpoints. Frames are counted per task
 slot ("frames per task") everywhere.
+
+One ``MSOLPhase`` trains every member of a population (``msol.population``) with one forward, backward and
+optimiser step; a single run is a population of one.
 """
 
 from __future__ import annotations
@@ -31,9 +34,15 @@ from msol.losses import (
     nstep_returns,
     regularized_reward,
 )
-from msol.networks import HierarchicalPolicy
+from msol.networks import Generators, HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
 from msol.option_probe import same_goal_fraction
+from msol.population import (
+    PopulationEnv,
+    clip_grad_norm_per_member,
+    load_optimizer_members,
+    optimizer_member_state,
+)
 from msol.protocol import (
     PhaseSpec,
     build_phases,
@@ -45,18 +54,22 @@ from msol.protocol import (
 )
 from msol.run import Run
 from msol.schedules import anneal_then_hold
-from msol.storage import Rollout
+from msol.storage import Rollout, member_major, time_major
 
 
 class MSOLPhase:
-    """One phase (option learning or transfer) of MSOL on a batched multitask env: ``collect`` / ``update``."""
+    """One phase (option learning or transfer) of MSOL on the members' batched multitask envs: ``collect`` /
+    ``update``. Rows are member-major: member ``k`` owns rows ``k·n … (k+1)·n − 1`` of every step."""
 
-    def __init__(self, cfg: DictConfig, spec: PhaseSpec, policy: HierarchicalPolicy, env: MultitaskEnv) -> None:
+    def __init__(self, cfg: DictConfig, spec: PhaseSpec, policy: HierarchicalPolicy, env: PopulationEnv,
+                 generators: Generators) -> None:
         # A plain namespace: OmegaConf resolves interpolations on every attribute access, far too slow per step.
         self.a = SimpleNamespace(**OmegaConf.to_container(cfg.algo, resolve=True))
         self.budget_scale = float(cfg.budget_scale)
         self.cfg, self.spec = cfg, spec
         self.policy, self.env = policy, env
+        self.generators = list(generators)
+        self.members = len(self.generators)
         self.transfer = spec.name == "transfer"
         self.scratch = spec.name == "scratch"  # flat learner from scratch: β = 0, no prior to distil
         self.num_envs = env.num_envs
@@ -72,14 +85,15 @@ class MSOLPhase:
         self.slot_params = [(p, dim) for head in heads for p, dim in ((head.weight, head.WEIGHT_SLOT_DIM),
                                                                       (head.bias, head.BIAS_SLOT_DIM))]
         if self.continuous:
-            self.slot_params.append((policy.intra_log_std, 0))
+            self.slot_params.append((policy.intra_log_std, 1))
         self.frames = 0  # frames per task done in this phase
         self.obs = torch.zeros(self.num_envs, env.obs_dim)
         self.z_prev = torch.zeros(self.num_envs, dtype=torch.long)
         self.first = torch.ones(self.num_envs)
         self.prev_action = torch.full((self.num_envs,), -1, dtype=torch.long)  # read only with observe_prev_action
-        self.episodes: list[tuple[int, float]] = []  # (slot, return) finished since the last log row
-        self.update_stats: list[dict[str, float]] = []
+        # Per member: (slot, return) of the episodes finished since the last log row, and the updates' statistics.
+        self.episodes: list[list[tuple[int, float]]] = [[] for _ in range(self.members)]
+        self.update_stats: list[list[dict[str, float]]] = [[] for _ in range(self.members)]
         self.slot_resets_done = np.zeros(spec.num_slots, dtype=np.int64)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -109,8 +123,8 @@ class MSOLPhase:
                              self.a.beta_hold_frames_per_task * self.budget_scale)
 
     # ------------------------------------------------------------------ collect
-    def start(self, seed: int) -> None:
-        obs = self.env.reset(seed=seed)
+    def start(self, seeds: list[int]) -> None:
+        obs = self.env.reset(seeds)
         self.obs = torch.as_tensor(obs, dtype=torch.float32)
         self.first = torch.ones(self.num_envs)
         self.prev_action.fill_(-1)
@@ -130,7 +144,8 @@ class MSOLPhase:
             x = self._input(self.obs, self.prev_action)
             check_finite("observations", x)  # before the networks turn it into an opaque sampling error
             st.obs[t] = x  # stored before stepping: envs may recycle their observation buffers
-            step = act(self.policy, x, self.z_prev, self.first, self.slot, greedy_options=greedy)
+            step = act(self.policy, x, self.z_prev, self.first, self.slot, generators=self.generators,
+                       greedy_options=greedy)
             out = self.env.step(step.action.numpy())
             st.z_prev[t], st.z[t], st.b[t] = self.z_prev, step.z, step.b.float()
             st.action[t], st.first[t], st.z_hat_switch[t] = step.action, self.first, step.z_hat_switch
@@ -142,66 +157,75 @@ class MSOLPhase:
                 final = self._input(final, step.action[idx]) if self.observe_prev_action else final
                 st.bootstrap[t, idx] = value_after(self.policy, final, step.z[idx], self.slot[idx])
             for env_index, ret in out.episode_returns:
-                self.episodes.append((int(self.slot[env_index]), ret))
+                self.episodes[self.env.member_of(env_index)].append((int(self.slot[env_index]), ret))
             done = torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
             self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
             self.z_prev, self.first = step.z, done
             if self.observe_prev_action:
                 self.prev_action = torch.where(done > 0, -1, step.action)
-        self.frames += self.n_steps * self.num_envs // self.spec.num_slots
+        self.frames += self.n_steps * self.env.per_member // self.spec.num_slots
 
     # ------------------------------------------------------------------ update
-    def update(self) -> dict[str, float]:
+    def update(self) -> None:
         fixed_prior = None if self.transfer else 1.0 - float(self.a.alpha)
         distill = self.spec.name == "options"
         last_value = value_after(self.policy, self._input(self.obs, self.prev_action), self.z_prev, self.slot)
-        flat = self.storage.flat()
-        slot = self.slot.repeat(self.n_steps)
+        S, T = self.members, self.n_steps
+        flat = self.storage.flat(S)
+        slot = member_major(self.slot.expand(T, -1), S)
         beta, entropy_coef = self.beta, self.entropy_coef
         common = dict(entropy_coef=entropy_coef, value_coef=self.a.value_coef,
                       action_entropy_coef=getattr(self.a, "entropy_action", None),
-                      prior_coef=self.a.prior_coef, distill_priors=distill)
+                      prior_coef=self.a.prior_coef, distill_priors=distill, members=self.members)
         if self.a.loss == "a2c":
             ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
-            R = regularized_reward(flat.reward, ev, flat.first, beta).view(self.n_steps, -1)
+            R = time_major(regularized_reward(flat.reward, ev, flat.first, beta), S, T)
             returns = nstep_returns(R, self.storage.terminated, self.storage.truncated, self.storage.bootstrap,
-                                    last_value, self.a.gamma).flatten()
+                                    last_value, self.a.gamma)
+            returns = member_major(returns, S)
             loss, stats = msol_a2c_loss(ev, flat, returns, policy_coef=self.a.policy_coef, **common)
             self._step(loss)
         else:
             stats = self._ppo_update(flat, slot, last_value, beta, fixed_prior, common)
             with torch.no_grad():  # for the logged KL/entropy statistics only: no graph
                 ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
-        not_first = 1.0 - flat.first
         with torch.no_grad():
+            not_first = (1.0 - flat.first).view(S, -1)
+            steps = not_first.sum(1).clamp_min(1)
             stats.update({
-                "kl/intra_option": (ev.logq_L - ev.logp_L).mean().item(),
-                "kl/termination": ((ev.logq_T - ev.logp_T) * not_first).sum().item() / max(not_first.sum().item(), 1),
-                "entropy/master": ev.ent_H.mean().item(),
-                "termination_rate": (flat.b * not_first).sum().item() / max(not_first.sum().item(), 1),
-                "beta": beta, "entropy_coef": entropy_coef, "value/mean": ev.value.mean().item(),
+                "kl/intra_option": (ev.logq_L - ev.logp_L).view(S, -1).mean(1),
+                "kl/termination": ((ev.logq_T - ev.logp_T).view(S, -1) * not_first).sum(1) / steps,
+                "entropy/master": ev.ent_H.view(S, -1).mean(1),
+                "termination_rate": (flat.b.view(S, -1) * not_first).sum(1) / steps,
+                "value/mean": ev.value.view(S, -1).mean(1),
             })
-            usage = torch.bincount(flat.z, minlength=self.policy.num_options).float() / flat.z.numel()
-            stats.update({f"option_usage/{k}": usage[k].item() for k in range(self.policy.num_options)})
-        self.update_stats.append(stats)
-        return stats
+            z = flat.z.view(S, -1)
+            for k in range(self.policy.num_options):
+                stats[f"option_usage/{k}"] = (z == k).float().mean(1)
+        names = list(stats)
+        values = torch.stack([stats[n].to(torch.float64) for n in names], 1).tolist()  # one copy out: [S, stats]
+        for member, row in enumerate(values):
+            self.update_stats[member].append({**dict(zip(names, row)), "beta": beta, "entropy_coef": entropy_coef})
 
     def _ppo_update(self, flat: Rollout, slot: torch.Tensor, last_value: torch.Tensor, beta: float,
-                    fixed_prior: float | None, common: dict[str, Any]) -> dict[str, float]:
+                    fixed_prior: float | None, common: dict[str, Any]) -> dict[str, torch.Tensor]:
         T = self.n_steps
-        rows = flat.obs.shape[0]
-        stats: dict[str, float] = {}
+        rows = flat.obs.shape[0] // self.members
+        stats: dict[str, torch.Tensor] = {}
         for _ in range(int(self.a.ppo_epochs)):
             # Regularised rewards depend on the networks: recompute them (and GAE) at every epoch.
             with torch.no_grad():
                 ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
-                R = regularized_reward(flat.reward, ev, flat.first, beta).view(T, -1)
-                adv = gae_advantages(R, flat.old_value.view(T, -1), self.storage.terminated,
+                R = time_major(regularized_reward(flat.reward, ev, flat.first, beta), self.members, T)
+                adv = gae_advantages(R, self.storage.old_value, self.storage.terminated,
                                      self.storage.truncated, self.storage.bootstrap, last_value,
-                                     self.a.gamma, self.a.gae_lambda).flatten()
+                                     self.a.gamma, self.a.gae_lambda)
+                adv = member_major(adv, self.members)
                 returns = adv + flat.old_value
-            perm = torch.randperm(rows)
-            for idx in perm.chunk(int(self.a.ppo_minibatches)):
+            # Each member's minibatches from its own permutation of its own rows, member-major like every batch.
+            chunks = [(torch.randperm(rows, generator=g) + k * rows).chunk(int(self.a.ppo_minibatches))
+                      for k, g in enumerate(self.generators)]
+            for idx in (torch.cat(parts) for parts in zip(*chunks, strict=True)):
                 mb = flat.index(idx)
                 ev = evaluate(self.policy, mb, slot[idx], fixed_termination_prior=fixed_prior)
                 loss, stats = msol_ppo_loss(ev, mb, adv[idx], returns[idx], clip=self.a.ppo_clip, **common)
@@ -212,8 +236,9 @@ class MSOLPhase:
         check_finite("loss", loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.a.max_grad_norm)
-        if not torch.isfinite(grad_norm):
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        grad_norm = clip_grad_norm_per_member(params, self.a.max_grad_norm, self.members)
+        if not torch.isfinite(grad_norm).all():
             check_finite_grads(self.policy)  # names the first parameter whose gradient is not finite
         self.optimizer.step()
 
@@ -231,17 +256,18 @@ class MSOLPhase:
         due = (self.frames + np.arange(n) * interval // n) // interval
         for slot in np.flatnonzero(due > self.slot_resets_done):
             self.slot_resets_done[slot] = due[slot]
-            self.policy.reset_slot(int(slot))
+            self.policy.reset_slot(int(slot), self.generators)
             if self.a.reset_optimizer == "all":
                 self.optimizer = self._make_optimizer()
             else:
                 self._reset_optimizer_rows(int(slot))
-            task = draw_slot_task(list(self.spec.tasks), self.env.slot_tasks, int(slot),
-                                  str(self.a.slot_task_draw))
-            env_idx, obs = self.env.assign_task(int(slot), task)
-            self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
-            self.first[env_idx] = 1.0
-            self.prev_action[env_idx] = -1
+            for member, env in enumerate(self.env.members):
+                task = draw_slot_task(list(self.spec.tasks), env.slot_tasks, int(slot), str(self.a.slot_task_draw),
+                                      self.generators[member])
+                env_idx, obs = self.env.assign_task(member, int(slot), task)
+                self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
+                self.first[env_idx] = 1.0
+                self.prev_action[env_idx] = -1
 
     def _reset_optimizer_rows(self, slot: int) -> None:
         for param, dim in self.slot_params:
@@ -259,91 +285,122 @@ class MSOLPhase:
         self.collect()
         self.update()
 
-    def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
-        """Evaluation episodes: greedy at every level with ``eval.greedy`` (the authors' test curves), else sampled
-        as in training; the row's ``greedy`` column says which."""
+    def evaluate(self, member: int, env: MultitaskEnv, seed: int) -> dict[str, float]:
+        """Member ``member``'s evaluation episodes: greedy at every level with ``eval.greedy`` (the authors' test
+        curves), else sampled as in training; the row's ``greedy`` column says which."""
         greedy = bool(self.cfg.eval.greedy)
-        row = evaluate_slots(self.policy, env, seed=seed, slot_tasks=self.env.slot_tasks,
+        row = evaluate_slots(self.policy.member(member), env, seed=seed,
+                             slot_tasks=self.env.members[member].slot_tasks, generator=self.generators[member],
                              greedy=greedy or self.greedy_options, greedy_master=greedy,
                              observe_prev_action=self.observe_prev_action)
         row["greedy"] = float(greedy)
         return row
 
-    def finish_phase(self, run: Run) -> dict[str, float]:
+    def finish_phase(self, member: int, run: Run) -> dict[str, float]:
         """The option picture of this phase (PNG in the run dir and W&B); on Moving Bandits the option probe."""
-        figure = plot_options(self.policy, self.env, run.dir / "figures" / f"options_{self.spec.name}.png",
+        policy, env = self.policy.member(member), self.env.members[member]
+        figure = plot_options(policy, env, run.dir / "figures" / f"options_{self.spec.name}.png",
                               posteriors=self.spec.name != "options")
         if figure is not None:
             run.log_image(f"figures/options_{self.spec.name}", figure)
-        if self.spec.name == "options" and "goal0" in self.env.tasks:
-            return {"options/same_goal_fraction": same_goal_fraction(self.policy)}
+        if self.spec.name == "options" and "goal0" in env.tasks:
+            return {"options/same_goal_fraction": same_goal_fraction(policy)}
         return {}
 
-    def pop_log_row(self) -> dict[str, float]:
-        """Mean of the update statistics and per-task returns since the last row, and the option-layer
-        diagnostics (:func:`msol.diagnostics.option_layer_stats`) on the last rollout's observations."""
-        row = {**mean_stats(self.update_stats), **episode_row(self.episodes, self.env.slot_tasks),
-               **option_layer_stats(self.policy, self.storage.obs.flatten(0, 1), self.slot.repeat(self.n_steps),
-                                    self.env.slot_tasks)}
-        self.episodes, self.update_stats = [], []
-        return row
+    def pop_log_rows(self) -> list[dict[str, float]]:
+        """Per member: mean of the update statistics and per-task returns since the last row, and the option-layer
+        diagnostics (:func:`msol.diagnostics.option_layer_stats`) on the member's last rollout observations."""
+        rows = []
+        obs = self.storage.obs.view(self.n_steps, self.members, -1, self.storage.obs.shape[-1])
+        for member, env in enumerate(self.env.members):
+            slot = torch.as_tensor(env.slot_of_env, dtype=torch.long).repeat(self.n_steps)
+            rows.append({**mean_stats(self.update_stats[member]), **episode_row(self.episodes[member], env.slot_tasks),
+                         **option_layer_stats(self.policy.member(member), obs[:, member].flatten(0, 1), slot,
+                                              env.slot_tasks)})
+        self.episodes = [[] for _ in range(self.members)]
+        self.update_stats = [[] for _ in range(self.members)]
+        return rows
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "frames": self.frames, "obs": self.obs.clone(),
-                "z_prev": self.z_prev.clone(), "first": self.first.clone(), "prev_action": self.prev_action.clone(),
+    def pending(self, member: int) -> dict[str, list]:
+        return {"episodes": list(self.episodes[member]), "update_stats": list(self.update_stats[member])}
+
+    def restore_pending(self, member: int, pending: dict[str, list]) -> None:
+        self.episodes[member] = [tuple(e) for e in pending.get("episodes", [])]
+        self.update_stats[member] = list(pending.get("update_stats", []))
+
+    def state_dict(self, member: int) -> dict[str, Any]:
+        """Member ``member``'s state: exactly what a single run of its seed checkpoints."""
+        rows = self._rows(member)
+        return {"policy": self.policy.member(member).state_dict(),
+                "optimizer": optimizer_member_state(self.optimizer, member), "frames": self.frames,
+                "obs": self.obs[rows].clone(), "z_prev": self.z_prev[rows].clone(), "first": self.first[rows].clone(),
+                "prev_action": self.prev_action[rows].clone(),
                 "slot_resets_done": torch.as_tensor(self.slot_resets_done),
-                "env": self.env.get_state()}
+                "env": self.env.members[member].get_state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.frames = int(state["frames"])
-        self.obs, self.z_prev, self.first = state["obs"], state["z_prev"], state["first"]
-        self.prev_action = state["prev_action"]
-        self.slot_resets_done = state["slot_resets_done"].numpy().astype(np.int64)
-        self.env.set_state(state["env"])
+    def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
+        """Every member's :meth:`state_dict`, in member order."""
+        for member, state in enumerate(states):
+            self.policy.load_member(member, state["policy"])
+            self.env.members[member].set_state(state["env"])
+        load_optimizer_members(self.optimizer, [s["optimizer"] for s in states])
+        self.frames = int(states[0]["frames"])
+        self.obs = torch.cat([s["obs"] for s in states])
+        self.z_prev = torch.cat([s["z_prev"] for s in states])
+        self.first = torch.cat([s["first"] for s in states])
+        self.prev_action = torch.cat([s["prev_action"] for s in states])
+        self.slot_resets_done = states[0]["slot_resets_done"].numpy().astype(np.int64)
+
+    def _rows(self, member: int) -> slice:
+        n = self.env.per_member
+        return slice(member * n, (member + 1) * n)
 
 
-def _make_policy(cfg: DictConfig, env: MultitaskEnv, num_slots: int, num_primitives: int = 0) -> HierarchicalPolicy:
+def _make_policy(cfg: DictConfig, env: MultitaskEnv | PopulationEnv, num_slots: int, num_primitives: int = 0,
+                 generators: Generators = (None,)) -> HierarchicalPolicy:
     a = cfg.algo
     obs_dim = env.obs_dim + (env.action_dim if a.get("observe_prev_action", False) else 0)
     policy = HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
                                 num_options=int(a.num_options), hidden=list(a.hidden),
                                 encoder_output_size=int(a.encoder_output_size),
                                 option_embedding=int(a.option_embedding), master_input=str(a.master_input),
-                                learn_terminations=bool(a.use_terminations), num_primitives=num_primitives)
+                                learn_terminations=bool(a.use_terminations), num_primitives=num_primitives,
+                                generators=generators)
     return policy
 
 
-def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv, num_slots: int
-                     ) -> HierarchicalPolicy:
+def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv | PopulationEnv, num_slots: int,
+                     generators: Generators = (None,)) -> HierarchicalPolicy:
     """A fresh policy for the transfer slots whose encoder and priors are those learned in option learning."""
     primitives = env.action_dim if cfg.algo.get("primitive_options", False) else 0
-    policy = _make_policy(cfg, env, num_slots, num_primitives=primitives)
+    policy = _make_policy(cfg, env, num_slots, num_primitives=primitives, generators=generators)
     shared = {k: v for k, v in source.state_dict().items()
               if k.startswith(("encoder.", "prior_intra.", "prior_termination.", "prior_log_std"))}
     policy.load_state_dict(shared, strict=False)
-    policy.start_transfer(frozen=bool(cfg.algo.frozen), fresh_control_encoder=bool(cfg.algo.fresh_master_encoder))
+    policy.start_transfer(frozen=bool(cfg.algo.frozen), generators=generators,
+                          fresh_control_encoder=bool(cfg.algo.fresh_master_encoder))
     return policy
 
 
-def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: MSOLPhase | None) -> MSOLPhase:
+def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: MSOLPhase | None,
+                    generators: Generators) -> MSOLPhase:
     """Option learning and "scratch": a fresh policy. Transfer: the learned encoder and priors, frozen, with
     posteriors starting from them (when resuming straight into transfer the checkpoint brings the weights)."""
     if spec.name in ("options", "scratch"):
-        policy = _make_policy(cfg, env, spec.num_slots)
+        policy = _make_policy(cfg, env, spec.num_slots, generators=generators)
     else:
-        source = previous.policy if previous is not None else _make_policy(cfg, env, int(cfg.algo.num_slots))
-        policy = _transfer_policy(cfg, source, env, spec.num_slots)
-    return MSOLPhase(cfg, spec, policy, env)
+        source = previous.policy if previous is not None else \
+            _make_policy(cfg, env, int(cfg.algo.num_slots), generators=generators)
+        policy = _transfer_policy(cfg, source, env, spec.num_slots, generators)
+    return MSOLPhase(cfg, spec, policy, env, generators)
 
 
-@register_algorithm("msol", action_spaces=("discrete", "continuous"),
+@register_algorithm("msol", action_spaces=("discrete", "continuous"), populations=True,
                     description="Multitask Soft Option Learning (soft options fine-tuned after transfer)")
-def train_msol(cfg: DictConfig, run: Run) -> dict[str, float]:
-    """Option learning (with regular task-slot resets) then transfer, in the shared protocol loop."""
-    return run_protocol(cfg, run, make_msol_phase, phases=build_phases(cfg, task_names(cfg)))
+def train_msol(cfg: DictConfig, runs: list[Run]) -> list[dict[str, float]]:
+    """Option learning (with regular task-slot resets) then transfer, in the shared protocol loop; every member of
+    the population at once."""
+    return run_protocol(runs, make_msol_phase, phases=build_phases(cfg, task_names(cfg)))
 
 
 # The baselines that are special cases of the hierarchy share its trainer (configs/algo/<name>.yaml set them up).
@@ -356,4 +413,4 @@ for _name, _spaces, _description in (
     ("hard_options", ("discrete", "continuous"), "options used as fixed (hard) options after transfer"),
     ("hard_options_primitives", ("discrete",), "hard options plus the primitive actions as one-step options"),
 ):
-    register_algorithm(_name, action_spaces=_spaces, description=_description)(train_msol)
+    register_algorithm(_name, action_spaces=_spaces, description=_description, populations=True)(train_msol)

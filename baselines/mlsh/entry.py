@@ -8,7 +8,7 @@ from baselines.mlsh.learner import MLSHPhase
 from baselines.mlsh.networks import MLSHPolicy
 from msol.algorithms import register_algorithm
 from msol.envs_adapter import MultitaskEnv
-from msol.protocol import PhaseSpec, run_protocol
+from msol.protocol import PhaseSpec, run_protocol, single_run
 from msol.run import Run
 
 
@@ -33,7 +33,7 @@ def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previou
                     description="MLSH (Frans et al. 2017): hard shared sub-policies, per-task masters, W/U schedule")
 def train_mlsh(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning with MLSH's warm-up/joint schedule, then transfer with frozen sub-policies."""
-    summary = run_protocol(cfg, run, make_mlsh_phase)
+    summary = run_protocol([run], single_run(make_mlsh_phase))[0]
     if "options/eval/options_same_goal" in summary:  # Moving Bandits: the key MSOL's summary uses too
         summary["options/same_goal_fraction"] = summary["options/eval/options_same_goal"]
     return summary

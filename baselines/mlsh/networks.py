@@ -39,7 +39,7 @@ class SlotMLP(nn.Module):
         for layer in self.layers:
             layer.reset_slot(i)
         self.layers[-1].slot_weight(i).mul_(self.out_scale)
-        self.layers[-1].bias[i].zero_()
+        self.layers[-1].bias[:, i].zero_()
 
 
 class MLSHPolicy(nn.Module):

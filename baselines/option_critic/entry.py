@@ -8,7 +8,7 @@ from baselines.option_critic.learner import OptionCriticPhase
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.algorithms import register_algorithm
 from msol.envs_adapter import MultitaskEnv
-from msol.protocol import PhaseSpec, run_protocol
+from msol.protocol import PhaseSpec, run_protocol, single_run
 from msol.run import Run
 
 
@@ -36,4 +36,4 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
                     description="Option-Critic (A2OC, Harb et al. 2018) with the task id as input")
 def train_option_critic(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning on the training tasks, then the same network keeps learning on the transfer tasks."""
-    return run_protocol(cfg, run, make_oc_phase)
+    return run_protocol([run], single_run(make_oc_phase))[0]

@@ -163,10 +163,10 @@ def test_learner_resets_masters_on_schedule_and_updates_subs_only_in_joint_itera
     joint = phase.begin_iteration()  # iteration 3: slot 0 starts a new task, slot 1 is in its joint iteration
     assert joint.tolist() == [False, True]
     layer = phase.model.master_pi.layers[0]
-    assert not torch.equal(layer.slot_weight(0), before[:, 0]) and torch.equal(layer.slot_weight(1), before[:, 1])
+    assert not torch.equal(layer.slot_weight(0), before[0, :, 0]) and torch.equal(layer.slot_weight(1), before[0, :, 1])
     # The master's Adam state is NOT reset with the master (MLSH code fact).
     assert torch.equal(phase.master_opt.state[master_w]["exp_avg"], adam_before)
-    assert adam_before[:, 0].abs().sum() > 0
+    assert adam_before[0, :, 0].abs().sum() > 0
 
 
 def test_transfer_copies_sub_policies_exactly_freezes_them_and_trains_fresh_masters():

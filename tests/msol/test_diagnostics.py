@@ -26,10 +26,10 @@ def test_dead_units_and_master_task_spread():
     policy = _policy()
     obs, slot = torch.randn(40, 5), torch.tensor([0, 1] * 20)
     with torch.no_grad():
-        policy.encoder.option_layer.bias[:24] = -1e3  # 24 of 32 units can never fire
+        policy.encoder.option_layer.bias[:, :24] = -1e3  # 24 of 32 units can never fire
         policy.master.weight.zero_()
-        policy.master.bias[0] = torch.tensor([5.0, -5.0])  # slot 0 (goal0) picks option 0, slot 1 option 1
-        policy.master.bias[1] = torch.tensor([-5.0, 5.0])
+        policy.master.bias[:, 0] = torch.tensor([5.0, -5.0])  # slot 0 (goal0) picks option 0, slot 1 option 1
+        policy.master.bias[:, 1] = torch.tensor([-5.0, 5.0])
     stats = option_layer_stats(policy, obs, slot, ["goal0", "goal1"])
     assert stats["features/alive_units"] <= 8 / 32
     assert stats["master/task_spread"] > 0.99

@@ -65,7 +65,7 @@ def test_moving_bandits_posterior_paths_follow_the_slots_own_options(tmp_path):
         policy.prior_intra.weight.zero_()
         policy.prior_intra.bias.copy_(torch.tensor([0.0, 5.0, 0.0, 0.0, 0.0]))
         policy.intra.weight.zero_()
-        policy.intra.bias[1] = torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0])
+        policy.intra.bias[:, 1] = torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0])
     prior, _ = moving_bandits_option_paths(policy, layouts=2, steps=3)
     posterior, _ = moving_bandits_option_paths(policy, layouts=2, steps=3, slot=1)
     assert np.allclose(prior[:, :, -1], [260.0, 200.0]) and np.allclose(posterior[:, :, -1], [200.0, 260.0])

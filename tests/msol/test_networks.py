@@ -4,7 +4,7 @@ import torch
 
 from msol.acting import act
 from msol.losses import evaluate
-from msol.networks import HierarchicalPolicy, SlotLinear
+from msol.networks import HierarchicalPolicy, MemberLinear, SlotLinear
 from msol.storage import Rollout
 from msol.trainer import _transfer_policy
 
@@ -19,12 +19,44 @@ ALGO = {"num_options": 3, "hidden": [16], "encoder_output_size": 8, "option_embe
         "use_terminations": True, "fresh_master_encoder": True}
 
 
-def test_slot_linear_equals_a_loop_over_slots():
-    layer = SlotLinear(4, 6, 3)
-    x = torch.randn(10, 6)
+def test_slot_linear_equals_a_loop_over_members_and_slots():
+    layer = SlotLinear(4, 6, 3, generators=[torch.Generator().manual_seed(k) for k in range(2)])
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(10, 6)  # rows 0-4: member 0, rows 5-9: member 1
     slot = torch.randint(4, (10,))
-    expected = torch.stack([x[i] @ layer.slot_weight(int(slot[i])) + layer.bias[slot[i]] for i in range(10)])
+    expected = torch.stack([x[i] @ layer.slot_weight(int(slot[i]), i // 5) + layer.bias[i // 5, slot[i]]
+                            for i in range(10)])
     assert torch.allclose(layer(x, slot), expected, atol=1e-6)
+
+
+def test_member_linear_applies_each_members_own_weights():
+    layer = MemberLinear(6, 3, 1.0, [torch.Generator().manual_seed(k) for k in range(3)])
+    x = torch.randn(12, 6)
+    expected = torch.cat([torch.nn.functional.linear(x[4 * k:4 * k + 4], layer.weight[k], layer.bias[k])
+                          for k in range(3)])
+    assert torch.allclose(layer(x), expected, atol=1e-6)
+
+
+def test_a_member_is_initialised_and_acts_like_a_single_policy_of_its_seed():
+    def policy(seeds):
+        return HierarchicalPolicy(5, 4, continuous=True, num_slots=2, num_options=3, hidden=[16],
+                                  encoder_output_size=8, option_embedding=4,
+                                  generators=[torch.Generator().manual_seed(s) for s in seeds])
+
+    single, population = policy([7]), policy([3, 7])
+    member = population.member(1).state_dict()
+    assert all(torch.equal(v, member[k]) for k, v in single.state_dict().items())
+    obs, slot = torch.randn(8, 5), torch.tensor([0, 1, 0, 1])
+    z, first = torch.zeros(8, dtype=torch.long), torch.ones(8)
+    alone = act(single, obs[4:], z[4:], first[4:], slot, generators=[torch.Generator().manual_seed(1)])
+    together = act(population, obs, z, first, slot.repeat(2),
+                   generators=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)])
+    assert torch.allclose(alone.action, together.action[4:], atol=1e-6)
+    assert torch.allclose(alone.logp, together.logp[4:], atol=1e-5)
+    fresh = policy([0, 0])
+    fresh.load_member(0, single.state_dict())
+    assert torch.equal(fresh.member(0).encoder.trunk[0].weight, single.encoder.trunk[0].weight)
 
 
 def _batch(policy, z_prev, z):
@@ -49,7 +81,7 @@ def test_z_hat_is_fresh_master_sample_even_when_option_continues():
     with torch.no_grad():
         policy.master.bias.zero_()
         policy.master.weight.zero_()
-        policy.master.bias[:, 2] = 50.0     # master always picks option 2
+        policy.master.bias[..., 2] = 50.0     # master always picks option 2
         policy.termination.weight.zero_()
         policy.termination.bias[:] = torch.tensor([50.0, -50.0])  # never terminate
     obs = torch.randn(4, 5)
@@ -133,7 +165,7 @@ def test_primitive_options_act_once_then_terminate():
     with torch.no_grad():
         policy.master.weight.zero_()
         policy.master.bias.zero_()
-        policy.master.bias[0, 3 + 2] = 50.0  # always pick primitive action 2
+        policy.master.bias[..., 0, 3 + 2] = 50.0  # always pick primitive action 2
     obs = torch.randn(6, 5)
     slot = torch.zeros(6, dtype=torch.long)
     step = act(policy, obs, torch.zeros(6, dtype=torch.long), torch.ones(6), slot)
@@ -149,7 +181,7 @@ def test_initialisation_is_orthogonal_with_uniform_policies_and_zero_biases():
     enc = policy.encoder
     for layer in (enc.trunk[0], enc.option_layer, enc.option_embed, policy.prior_intra):
         assert torch.count_nonzero(layer.bias) == 0
-    w = enc.trunk[0].weight  # [16, 5]: orthonormal columns scaled by √2
+    w = enc.trunk[0].weight[0]  # [16, 5]: orthonormal columns scaled by √2
     assert torch.allclose(w.t() @ w, 2.0 * torch.eye(5), atol=1e-5)
     assert torch.allclose(policy.value.slot_weight(1).t() @ policy.value.slot_weight(1), torch.eye(1), atol=1e-5)
     obs = torch.rand(64, 5)  # observations of our envs lie in about [0, 1]
@@ -207,7 +239,7 @@ def test_at_transfer_master_and_value_read_a_fresh_encoder():
 def test_greedy_master_takes_the_argmax():
     policy = _policy()
     with torch.no_grad():
-        policy.master.bias[:, 1] = 1.0  # p(z=1) ≈ 0.58: a sampled master often picks another option
+        policy.master.bias[..., 1] = 1.0  # p(z=1) ≈ 0.58: a sampled master often picks another option
     obs, first = torch.randn(200, 5), torch.ones(200)
     slot, z_prev = torch.zeros(200, dtype=torch.long), torch.zeros(200, dtype=torch.long)
     assert (act(policy, obs, z_prev, first, slot, greedy_master=True).z == 1).all()

@@ -7,6 +7,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from msol.envs_adapter import make_env
+from msol.population import PopulationEnv
 from msol.protocol import PhaseSpec
 from msol.trainer import make_msol_phase
 
@@ -19,10 +20,9 @@ def _phase(*overrides: str, frames: int = 1000, reset_every: int | None = None):
         cfg = compose("train", overrides=[*TINY, *overrides])
     tasks = ["goal0", "goal1"]
     spec = PhaseSpec("options", tasks, "train", 2, frames, reset_every, tasks)
-    env = make_env(cfg, tasks, mode="train", envs_per_slot=1, seed=0)
-    torch.manual_seed(0)
-    phase = make_msol_phase(cfg, spec, env, None)
-    phase.start(seed=0)
+    env = PopulationEnv([make_env(cfg, tasks, mode="train", envs_per_slot=1, seed=0)])
+    phase = make_msol_phase(cfg, spec, env, None, [torch.Generator().manual_seed(0)])
+    phase.start(seeds=[0])
     return phase
 
 
@@ -56,8 +56,8 @@ def test_slot_reset_clears_the_slots_optimiser_statistics_or_recreates_the_optim
 def test_evaluation_rows_say_whether_they_acted_greedily(greedy):
     phase = _phase(f"eval.greedy={str(greedy).lower()}")
     eval_env = make_env(phase.cfg, ["goal0", "goal1"], mode="train", envs_per_slot=2, seed=1)
-    row = phase.evaluate(eval_env, seed=0)
+    row = phase.evaluate(0, eval_env, seed=0)
     assert row["greedy"] == float(greedy) and {"return/goal0", "return/goal1"} <= row.keys()
-    again = phase.evaluate(eval_env, seed=0)
+    again = phase.evaluate(0, eval_env, seed=0)
     if greedy:  # argmax at every level: the same episodes again
         assert again["return/mean"] == row["return/mean"]

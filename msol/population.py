@@ -1,0 +1,191 @@
+"""Populations: ``S`` independent members of one configuration trained in one process (``population=S``).
+
+Member ``k`` has seed ``seed + k``, its own parameters (a member dimension in every layer, ``msol.networks``), its
+own optimiser state, envs and ``torch.Generator``, and its own run directory, written exactly as a single run of
+its seed would write it. Nothing is shared: each member's loss is its own mean (``msol.losses``), its gradient
+norm is clipped on its own (:func:`clip_grad_norm_per_member`), and the element-wise optimisers (RMSprop, Adam)
+then step every member as its own optimiser would. A single run is a population of one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, open_dict
+
+from msol.envs_adapter import MultitaskEnv, StepOut
+
+POPULATION_FILE = "population.json"  # in every member's run directory: where the other members are
+
+
+def member_seeds(cfg: DictConfig) -> list[int]:
+    """``seed, seed + 1, …`` for ``population`` members."""
+    return [int(cfg.seed) + k for k in range(int(cfg.get("population", 1)))]
+
+
+def member_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """The config a member's run directory records: the population's, with the member's own seed."""
+    member = cfg.copy()
+    with open_dict(member):
+        member.seed = seed
+    return member
+
+
+def member_run_dirs(run_dir: Path, seed: int, seeds: Sequence[int]) -> list[Path]:
+    """Run directories of the members: a directory named like a single run of seed ``seed`` (``…s<seed>``, as the
+    default and sweep directories are) gets siblings named for the other seeds; any other gets ``s<seed>``
+    subdirectories. A population of one keeps ``run_dir``."""
+    if len(seeds) == 1:
+        return [run_dir]
+    match = re.fullmatch(rf"(.*s){seed}", run_dir.name)
+    if match:
+        return [run_dir.with_name(f"{match.group(1)}{s}") for s in seeds]
+    return [run_dir / f"s{s}" for s in seeds]
+
+
+def write_population_file(run_dirs: Sequence[Path], seeds: Sequence[int]) -> None:
+    """Each member's directory names the others (relative paths), so ``resume=<any member>`` finds them all."""
+    for run_dir in run_dirs:
+        entry = {"seeds": list(seeds),
+                 "run_dirs": [str(Path(_relative(other, run_dir))) for other in run_dirs]}
+        (run_dir / POPULATION_FILE).write_text(json.dumps(entry, indent=2) + "\n")
+
+
+def population_dirs(run_dir: Path) -> list[Path]:
+    """The run directories of the population ``run_dir`` belongs to (``[run_dir]`` for a single run)."""
+    path = Path(run_dir) / POPULATION_FILE
+    if not path.exists():
+        return [Path(run_dir)]
+    entry = json.loads(path.read_text())
+    return [(Path(run_dir) / rel).resolve() for rel in entry["run_dirs"]]
+
+
+def _relative(target: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(Path(target).resolve(), Path(start).resolve())
+
+
+class PopulationEnv:
+    """The members' ``MultitaskEnv``s seen as one batch: member ``k``'s envs are rows ``k·n … (k+1)·n − 1``.
+
+    Every member keeps its own env (own seeds, own task draws), so a member sees exactly the episodes a single run
+    of its seed sees; slot indices are the member's own (every member has the same slots).
+    """
+
+    def __init__(self, members: Sequence[MultitaskEnv]) -> None:
+        self.members = list(members)
+        first = self.members[0]
+        self.per_member = first.num_envs
+        self.num_envs = self.per_member * len(self.members)
+        self.slot_of_env = np.tile(first.slot_of_env, len(self.members))
+        self.obs_dim, self.action_dim = first.obs_dim, first.action_dim
+        self.continuous, self.action_shape = first.continuous, first.action_shape
+        self.tasks = first.tasks
+
+    def member_of(self, env_index: int) -> int:
+        return env_index // self.per_member
+
+    def reset(self, seeds: Sequence[int]) -> np.ndarray:
+        return np.concatenate([env.reset(seed=s) for env, s in zip(self.members, seeds, strict=True)])
+
+    def step(self, actions: np.ndarray) -> StepOut:
+        if len(self.members) == 1:
+            return self.members[0].step(actions)
+        n = self.per_member
+        outs = [env.step(actions[k * n:(k + 1) * n]) for k, env in enumerate(self.members)]
+        final = None
+        if any(o.final_obs is not None for o in outs):
+            final = np.concatenate([o.final_obs if o.final_obs is not None else np.zeros_like(o.obs) for o in outs])
+        return StepOut(np.concatenate([o.obs for o in outs]), np.concatenate([o.reward for o in outs]),
+                       np.concatenate([o.terminated for o in outs]), np.concatenate([o.truncated for o in outs]),
+                       final, [(k * n + i, r) for k, o in enumerate(outs) for i, r in o.episode_returns])
+
+    def assign_task(self, member: int, slot: int, task: str) -> tuple[np.ndarray, np.ndarray]:
+        """Give member ``member``'s ``slot`` a new task; returns (their rows in the batch, new observations)."""
+        idx, obs = self.members[member].assign_task(slot, task)
+        return idx + member * self.per_member, obs
+
+    def close(self) -> None:
+        for env in self.members:
+            env.close()
+
+
+def clip_grad_norm_per_member(params: Sequence[torch.nn.Parameter], max_norm: float, members: int
+                              ) -> torch.Tensor:
+    """``clip_grad_norm_`` for every member on its own (dim 0 of every parameter is the member); returns the
+    members' gradient norms before clipping, ``[members]``."""
+    grads = [p.grad for p in params if p.grad is not None]
+    squares = torch.stack([g.pow(2).reshape(members, -1).sum(1) for g in grads]).sum(0)
+    norms = squares.sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+    return norms
+
+
+def optimizer_member_state(optimizer: torch.optim.Optimizer, member: int) -> dict[str, Any]:
+    """Member ``member``'s slice of ``optimizer.state_dict()``: the state a single run's optimiser would hold."""
+    state = optimizer.state_dict()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    sliced = {}
+    for index, values in state["state"].items():
+        shape = params[index].shape
+        sliced[index] = {k: v[member:member + 1].clone() if torch.is_tensor(v) and v.shape == shape else v
+                         for k, v in values.items()}
+    return {"state": sliced, "param_groups": state["param_groups"]}
+
+
+def load_optimizer_members(optimizer: torch.optim.Optimizer, states: Sequence[dict[str, Any]]) -> None:
+    """Stack the members' optimiser states (:func:`optimizer_member_state`) into ``optimizer``."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    stacked = {}
+    for index in states[0]["state"]:
+        shape = params[index].shape
+        stacked[index] = {k: torch.cat([s["state"][index][k] for s in states]) if torch.is_tensor(v)
+                          and v.shape == (1, *shape[1:]) else v for k, v in states[0]["state"][index].items()}
+    optimizer.load_state_dict({"state": stacked, "param_groups": states[0]["param_groups"]})
+
+
+def consistent_checkpoints(run_dirs: Sequence[Path]) -> list[str]:
+    """Which checkpoint (``latest`` or ``previous``) each member resumes from so that all continue from the same
+    step. Members write their checkpoints one after another, each moving its ``latest.pt`` to ``previous.pt`` first;
+    a kill between two members' writes leaves some members one checkpoint ahead, and every member then still holds
+    the older step."""
+    from msol.checkpoint import CheckpointError, load_checked
+    from msol.run import RunDirError
+
+    if len(run_dirs) == 1:
+        return ["latest"]
+    held: list[dict[str, tuple[int, int]]] = []
+    for run_dir in run_dirs:
+        points = {}
+        for name in ("latest", "previous"):
+            path = Path(run_dir) / "checkpoints" / f"{name}.pt"
+            if path.exists():
+                try:
+                    state = load_checked(path)
+                except CheckpointError:
+                    if name == "latest":
+                        raise
+                    continue
+                points[name] = (int(state["phase_index"]), int(state["frames"]))
+        if not points:
+            raise RunDirError(f"resume: no checkpoint in {run_dir}/checkpoints; nothing to resume")
+        held.append(points)
+    target = min(max(points.values()) for points in held)
+    chosen = []
+    for run_dir, points in zip(run_dirs, held, strict=True):
+        name = next((n for n, point in points.items() if point == target), None)
+        if name is None:
+            raise RunDirError(f"resume: {run_dir} holds no checkpoint at phase {target[0]}, {target[1]:,} frames per "
+                              "task, where the other members of its population are; resume its members one by one "
+                              "with population=1")
+        chosen.append(name)
+    return chosen
