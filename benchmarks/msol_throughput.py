@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 import envs  # noqa: F401
 from benchmarks._runs import ROOT, replace_section
 from msol.envs_adapter import make_env
+from msol.population import PopulationEnv
 from msol.protocol import PhaseSpec
 from msol.trainer import MSOLPhase, _make_policy
 
@@ -49,8 +50,9 @@ def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
     env = make_env(cfg, tasks, mode="train", envs_per_slot=3, seed=0)
     spec = PhaseSpec("options", tasks, "train", 12, 10**9, None, tasks)
-    phase = MSOLPhase(cfg, spec, _make_policy(cfg, env, 12), env)
-    phase.start(seed=0)
+    generators = [torch.Generator().manual_seed(0)]
+    phase = MSOLPhase(cfg, spec, _make_policy(cfg, env, 12, generators=generators), PopulationEnv([env]), generators)
+    phase.start(seeds=[0])
     for _ in range(frames_warmup):
         phase.collect()
         phase.update()

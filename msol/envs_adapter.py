@@ -29,17 +29,17 @@ class StepOut:
     episode_returns: list[tuple[int, float]]  # (env index, undiscounted return) of episodes that just ended
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(reward, terminated, truncated)`` as float32 tensors, the form rollout storages keep."""
-        return (torch.as_tensor(self.reward, dtype=torch.float32),
-                torch.as_tensor(self.terminated, dtype=torch.float32),
-                torch.as_tensor(self.truncated, dtype=torch.float32))
+        """``(reward, terminated, truncated)`` as tensors of torch's default dtype, the form rollout storages keep."""
+        return (torch.as_tensor(self.reward, dtype=torch.get_default_dtype()),
+                torch.as_tensor(self.terminated, dtype=torch.get_default_dtype()),
+                torch.as_tensor(self.truncated, dtype=torch.get_default_dtype()))
 
     def truncated_final_obs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(env indices, their final observations)`` of time-limit cuts (to bootstrap from), or ``None``."""
         if not self.truncated.any():
             return None
         idx = np.flatnonzero(self.truncated)
-        return torch.as_tensor(idx), torch.as_tensor(self.final_obs[idx], dtype=torch.float32)
+        return torch.as_tensor(idx), torch.as_tensor(self.final_obs[idx], dtype=torch.get_default_dtype())
 
 
 def resolve_tasks(spec: Any, all_tasks: Sequence[str]) -> list[str]:

@@ -15,6 +15,7 @@ Shapes: ``B`` rows (all envs of all task slots of all population members at once
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -45,8 +46,9 @@ def orthogonal(rows: int, cols: int, gain: float, generator: torch.Generator | N
     return nn.init.orthogonal_(torch.empty(rows, cols), gain, generator=generator)
 
 
+@functools.lru_cache(maxsize=64)
 def member_rows(members: int, rows: int) -> torch.Tensor:
-    """The member of each of ``rows`` rows (``members`` equal member-major blocks)."""
+    """The member of each of ``rows`` rows (``members`` equal member-major blocks); cached, never written to."""
     return torch.arange(members).repeat_interleave(rows // members)
 
 

@@ -117,6 +117,17 @@ class PopulationEnv:
             env.close()
 
 
+def member_blocks(rows: torch.Tensor, per_member: int, members: int) -> tuple[torch.Tensor, int]:
+    """Where some rows of a batch (sorted indices ``rows``, e.g. the envs whose episode was cut) go in a padded
+    batch of ``members`` equal blocks of ``width`` rows: ``(positions, width)``. The layers need equal member blocks;
+    the padding rows are computed and dropped."""
+    member = rows // per_member
+    counts = torch.bincount(member, minlength=members)
+    width = int(counts.max())
+    starts = torch.cumsum(counts, 0) - counts
+    return member * width + torch.arange(rows.shape[0]) - starts[member], width
+
+
 def clip_grad_norm_per_member(params: Sequence[torch.nn.Parameter], max_norm: float, members: int
                               ) -> torch.Tensor:
     """``clip_grad_norm_`` for every member on its own (dim 0 of every parameter is the member); returns the

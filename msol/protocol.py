@@ -234,7 +234,7 @@ def evaluate_episodes(
     (current option, macro-step counter ...) and must start fresh where ``first`` is 1.
     """
     env.set_slot_tasks(slot_tasks)
-    obs = torch.as_tensor(env.reset(seed=seed), dtype=torch.float32)
+    obs = torch.as_tensor(env.reset(seed=seed), dtype=torch.get_default_dtype())
     n = env.num_envs
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
@@ -244,8 +244,8 @@ def evaluate_episodes(
         returns += np.where(done, 0.0, out.reward)
         lengths += ~done
         done |= out.terminated | out.truncated
-        obs = torch.as_tensor(out.obs, dtype=torch.float32)
-        first = torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
+        obs = torch.as_tensor(out.obs, dtype=torch.get_default_dtype())
+        first = torch.as_tensor(out.terminated | out.truncated, dtype=torch.get_default_dtype())
     row = {"return/mean": float(returns.mean()), "episode_length": float(lengths.mean())}
     tasks = np.asarray([env.slot_tasks[s] for s in env.slot_of_env])
     for task in sorted(set(tasks.tolist())):

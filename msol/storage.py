@@ -34,7 +34,7 @@ class Rollout:
     @classmethod
     def allocate(cls, steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...],
                  continuous: bool) -> Rollout:
-        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        def zeros(*shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
             return torch.zeros(steps, num_envs, *shape, dtype=dtype)
 
         return cls(

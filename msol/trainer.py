@@ -41,6 +41,7 @@ from msol.population import (
     PopulationEnv,
     clip_grad_norm_per_member,
     load_optimizer_members,
+    member_blocks,
     optimizer_member_state,
 )
 from msol.protocol import (
@@ -125,7 +126,7 @@ class MSOLPhase:
     # ------------------------------------------------------------------ collect
     def start(self, seeds: list[int]) -> None:
         obs = self.env.reset(seeds)
-        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        self.obs = torch.as_tensor(obs, dtype=torch.get_default_dtype())
         self.first = torch.ones(self.num_envs)
         self.prev_action.fill_(-1)
 
@@ -155,15 +156,28 @@ class MSOLPhase:
             if (cut := out.truncated_final_obs()) is not None:
                 idx, final = cut
                 final = self._input(final, step.action[idx]) if self.observe_prev_action else final
-                st.bootstrap[t, idx] = value_after(self.policy, final, step.z[idx], self.slot[idx])
+                st.bootstrap[t, idx] = self._values_at(idx, final, step.z[idx])
             for env_index, ret in out.episode_returns:
                 self.episodes[self.env.member_of(env_index)].append((int(self.slot[env_index]), ret))
-            done = torch.as_tensor(out.terminated | out.truncated, dtype=torch.float32)
-            self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
+            done = torch.as_tensor(out.terminated | out.truncated, dtype=torch.get_default_dtype())
+            self.obs = torch.as_tensor(out.obs, dtype=torch.get_default_dtype())
             self.z_prev, self.first = step.z, done
             if self.observe_prev_action:
                 self.prev_action = torch.where(done > 0, -1, step.action)
         self.frames += self.n_steps * self.env.per_member // self.spec.num_slots
+
+    def _values_at(self, rows: torch.Tensor, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``V(obs, z)`` for some env rows only (time-limit bootstraps), padded to equal member blocks."""
+        if self.members == 1:
+            return value_after(self.policy, obs, z, self.slot[rows])
+        where, width = member_blocks(rows, self.env.per_member, self.members)
+        padded = obs.new_zeros(self.members * width, obs.shape[1])
+        padded[where] = obs
+        z_padded = torch.zeros(self.members * width, dtype=torch.long)
+        z_padded[where] = z
+        slot_padded = torch.zeros_like(z_padded)
+        slot_padded[where] = self.slot[rows]
+        return value_after(self.policy, padded, z_padded, slot_padded)[where]
 
     # ------------------------------------------------------------------ update
     def update(self) -> None:
@@ -265,7 +279,7 @@ class MSOLPhase:
                 task = draw_slot_task(list(self.spec.tasks), env.slot_tasks, int(slot), str(self.a.slot_task_draw),
                                       self.generators[member])
                 env_idx, obs = self.env.assign_task(member, int(slot), task)
-                self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.float32)
+                self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.get_default_dtype())
                 self.first[env_idx] = 1.0
                 self.prev_action[env_idx] = -1
 

@@ -115,7 +115,7 @@ def _policy(num_slots=2, num_subs=2) -> MLSHPolicy:
 def test_master_choice_continues_between_decisions_and_is_randomised():
     policy = _policy()
     with torch.no_grad():  # every master strongly prefers sub-policy 0
-        policy.master_pi.layers[-1].bias[:, 0] = 50.0
+        policy.master_pi.layers[-1].bias[..., 0] = 50.0
     obs, slot = torch.rand(4000, 6), torch.zeros(4000, dtype=torch.long)
     z_prev = torch.ones(4000, dtype=torch.long)
     keep = mlsh_step(policy, obs, slot, z_prev, torch.zeros(4000, dtype=torch.bool), random_sub_prob=0.1)

@@ -103,6 +103,7 @@ def test_tasks_are_assigned_to_slots_round_robin():
 
 
 def test_msol_slot_resets_keep_every_taxi_task_in_its_slot_and_restart_master_and_posteriors():
+    from msol.population import PopulationEnv
     from msol.trainer import make_msol_phase
 
     cfg = _cfg("env=taxi", "algo=msol", "env.hparams.envs_per_slot=1", "algo.hidden=[16]",
@@ -110,9 +111,8 @@ def test_msol_slot_resets_keep_every_taxi_task_in_its_slot_and_restart_master_an
     tasks = TAXI_TASKS
     spec = PhaseSpec("options", tasks, "train", 12, 10**6, 30, tasks)  # every slot resets every 30 frames per task
     env = make_env(cfg, tasks, mode="train", envs_per_slot=1, seed=0)
-    torch.manual_seed(0)
-    phase = make_msol_phase(cfg, spec, env, None)
-    phase.start(seed=0)
+    phase = make_msol_phase(cfg, spec, PopulationEnv([env]), None, [torch.Generator().manual_seed(0)])
+    phase.start(seeds=[0])
     for _ in range(40):
         phase.iterate()
         assert env.slot_tasks == tasks

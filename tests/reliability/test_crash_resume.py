@@ -209,3 +209,17 @@ def test_second_process_on_a_live_run_directory_is_refused(tmp_path):
             assert "Traceback" not in result.stderr
     finally:
         holder.abort()
+
+
+def test_sigkill_then_resume_of_a_population_equals_uninterrupted(tmp_path):
+    """Two members in one process, killed at random points (also between the members' checkpoint writes) and resumed
+    with ``resume=<first member>``: every member ends exactly where an uninterrupted population ends."""
+    args = [*TINY, "algo=msol", "population=2"]
+    full = tmp_path / "full" / "s0"
+    train(compose_cfg(*args, f"run_dir={full}"))
+    total = len(metric_rows(full))
+    kills = sorted(random.Random("kill points population").sample(range(2, total - 1), 2))
+    cut = tmp_path / "cut" / "s0"
+    kill_resume_chain(args, cut, kills, cwd=tmp_path)
+    for seed in (0, 1):
+        assert_same_run(full.with_name(f"s{seed}"), cut.with_name(f"s{seed}"))

@@ -1,0 +1,105 @@
+"""Frames per second per member of a population (``population=S``) against a single run, measured in one process.
+
+For each setting the learner of S members (one forward, backward and optimiser step for all) runs the option-
+learning loop (collect + update) in interleaved rounds with every other S, one torch thread. The table gives env
+frames per second per member and the speed-up: S × that / the S = 1 figure, i.e. how much sooner S seeds finish
+as one population than one after another. Settings use the paper's networks and batch sizes:
+
+* Moving Bandits: the configured slots and envs per slot, 64-64 trunk + 64 option layer.
+* Taxi: 12 tasks × 3 envs, 512-256 trunk + 512 option layer.
+
+    python benchmarks/population_throughput.py [--sizes 1 2 5 10] [--rounds 3] [--seconds 4] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_module
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
+from benchmarks._runs import ROOT, replace_section
+from msol.envs_adapter import make_env
+from msol.population import PopulationEnv
+from msol.protocol import build_phases, task_names
+from msol.trainer import make_msol_phase
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+HEADING = "## Population throughput (many seeds in one process)"
+SETTINGS = {"moving_bandits": ["env=moving_bandits", "algo=msol"], "taxi": ["env=taxi", "algo=msol"]}
+
+
+def make_learner(setting: str, members: int):
+    """The option-learning phase of ``members`` seeds (0 …), warmed up; returns a function running it for a while."""
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose("train", overrides=SETTINGS[setting])
+    spec = build_phases(cfg, task_names(cfg))[0]
+    spec.frames_per_task, spec.slot_reset_frames = 10**12, None
+    seeds = list(range(members))
+    env = PopulationEnv([make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
+                                  seed=s) for s in seeds])
+    phase = make_msol_phase(cfg, spec, env, None, [torch.Generator().manual_seed(s) for s in seeds])
+    phase.start(seeds=seeds)
+    for _ in range(5):
+        phase.iterate()
+    frames_per_iteration = phase.n_steps * env.per_member  # env frames of one member per collect
+
+    def run(seconds: float) -> float:
+        """Env frames per second per member over at least ``seconds``."""
+        iterations, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            phase.iterate()
+            iterations += 1
+        return iterations * frames_per_iteration / (time.perf_counter() - t0)
+
+    return run, cfg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 5, 10])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict[str, dict[int, list[float]]] = {}
+    for setting in args.settings:
+        learners = {s: make_learner(setting, s)[0] for s in args.sizes}
+        results[setting] = {s: [] for s in args.sizes}
+        for _ in range(args.rounds):  # interleaved: machine load drifts hit every S alike
+            for size, run in learners.items():
+                results[setting][size].append(run(args.seconds))
+        del learners
+    lines = [f"Command: `python benchmarks/population_throughput.py --sizes {' '.join(map(str, args.sizes))} "
+             f"--rounds {args.rounds} --seconds {args.seconds}`; date {date.today()}; {platform.processor() or 'CPU'},"
+             f" {os.cpu_count()} cores, {args.threads} torch thread; load average at the end "
+             f"{os.getloadavg()[0]:.1f}. Option learning (collect + update, no slot resets), the paper's networks "
+             "and batch sizes; env frames per second per member, median over rounds (speed-up: S × that / S=1: how "
+             "much sooner S seeds finish as one population than one after another).", "",
+             "| setting | " + " | ".join(f"S={s}" for s in args.sizes) + " |",
+             "|---|" + "---|" * len(args.sizes)]
+    for setting, by_size in results.items():
+        base = sorted(by_size[args.sizes[0]])[len(by_size[args.sizes[0]]) // 2]
+        cells = []
+        for size in args.sizes:
+            median = sorted(by_size[size])[len(by_size[size]) // 2]
+            cells.append(f"{median:,.0f} ({size * median / base:.2f}×)")
+        lines.append(f"| MSOL {setting} | " + " | ".join(cells) + " |")
+    report = "\n".join(lines)
+    print(report)
+    if args.write_docs:
+        replace_section(DOCS, HEADING, report)
+
+
+if __name__ == "__main__":
+    main()
