@@ -80,7 +80,7 @@ def main() -> None:
             for size, run in learners.items():
                 results[setting][size].append(run(args.seconds))
         del learners
-    lines = [f"Command: `python benchmarks/population_throughput.py --sizes {' '.join(map(str, args.sizes))} "
+    lines = [HEADING, "", f"Command: `python benchmarks/population_throughput.py --sizes {' '.join(map(str, args.sizes))} "
              f"--rounds {args.rounds} --seconds {args.seconds}`; date {date.today()}; {platform.processor() or 'CPU'},"
              f" {os.cpu_count()} cores, {args.threads} torch thread; load average at the end "
              f"{os.getloadavg()[0]:.1f}. Option learning (collect + update, no slot resets), the paper's networks "
@@ -95,7 +95,7 @@ def main() -> None:
             median = sorted(by_size[size])[len(by_size[size]) // 2]
             cells.append(f"{median:,.0f} ({size * median / base:.2f}×)")
         lines.append(f"| MSOL {setting} | " + " | ".join(cells) + " |")
-    report = "\n".join(lines)
+    report = "\n".join(lines) + "\n"
     print(report)
     if args.write_docs:
         replace_section(DOCS, HEADING, report)
