@@ -91,6 +91,8 @@ RULES: dict[str, Rule] = {
         "normalize_advantage", "stagger_slots", "primitive_options", "fresh_master_encoder", "greedy",
     ), _BOOL),
     "max_divergence": _optional(_POSITIVE),
+    "also_transfer": (lambda v: isinstance(v, list) and all(isinstance(n, str) and n for n in v),
+                      "must be a list of algorithm names (e.g. [msol_frozen])"),
     # the fixed termination prior p(b=1) = 1 - alpha enters a log: 0 and 1 are excluded
     "alpha": (lambda v: _is_number(v) and 0 < v < 1, "must be a probability in (0, 1), ends excluded"),
     "K": (lambda v: _is_int(v) and v >= 3, "must be an integer >= 3 (ESS levels; the start-state sampler needs 3)"),

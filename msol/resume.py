@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from msol.config_check import ConfigError
+from msol.population import population_dirs
 from msol.run import RESULT_NEUTRAL_KEYS, RunDirError, in_use_error, lock_is_held
 
 RESUME_FREE_KEYS = RESULT_NEUTRAL_KEYS  # what a resume may change
@@ -35,7 +36,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     config_path, latest = run_dir / "config.yaml", run_dir / "checkpoints" / "latest.pt"
     if lock_is_held(run_dir):
         raise in_use_error(run_dir)
-    if (run_dir / "summary.json").exists():
+    if all((member / "summary.json").exists() for member in population_dirs(run_dir)):
         raise RunFinished(f"{run_dir} is a finished run (summary.json is there); nothing to resume, nothing changed")
     if not latest.exists():
         raise RunDirError(f"resume={run_dir}: no checkpoint at {latest}; nothing to resume")

@@ -53,6 +53,7 @@ RESULT_NEUTRAL_KEYS = (
 # (the whole logger group included: its log interval only changes which rows the transfer writes).
 INIT_FROM_FREE_KEYS = (
     *RESULT_NEUTRAL_KEYS, "logger", "algo.name", "algo.frozen", "algo.greedy_options", "algo.fresh_master_encoder",
+    "algo.also_transfer",
     "algo.primitive_options", "algo.entropy_transfer", "algo.transfer_frames_per_task", "init_from", "resume",
     "run_dir",
 )

@@ -16,11 +16,13 @@ protocol loop finish the current update, write a checkpoint and print the ``resu
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import math
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -28,7 +30,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.algorithms import available_algorithms, get_algorithm
+from msol.algorithms import AlgorithmSpec, get_algorithm
 from msol.checkpoint import CheckpointError, WriteError, write_error
 from msol.config_check import ConfigError, validate_config
 from msol.interrupt import Interrupted
@@ -43,6 +45,7 @@ from msol.population import (
     write_population_file,
 )
 from msol.run import Run, RunDirError, refuse_busy_run_dir
+from msol.twins import twin_configs
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     """Train the configured algorithm; returns its final summary. Usable from Python as well as from the CLI.
 
     With ``population=S`` the ``S`` members' summaries are under ``members`` and ``objective`` is their mean.
+    Algorithms registered with ``populations`` train the members together; the others one after another.
     """
     validate_config(cfg)
     torch.set_num_threads(int(cfg.torch_threads))
@@ -66,10 +70,69 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     elif run_dir is None:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
     algo = get_algorithm(str(cfg.algo.name))
-    members = _member_configs(cfg, run_dir, algo.populations)
+    members = _members(cfg, run_dir)
+    summaries: dict[Path, dict] = {m.path: _read_summary(m.path) for m in members if m.finished}
+    todo = [m for m in members if not m.finished]
+    if len(members) > 1 and not cfg.resume:  # every member's directory names the others before any trains
+        for member in members:
+            refuse_busy_run_dir(member.path)
+            member.path.mkdir(parents=True, exist_ok=True)
+        write_population_file([m.path for m in members], [int(m.cfg.seed) for m in members])
+    for group in ([todo] if algo.populations else [[m] for m in todo]) if todo else []:
+        summaries.update(_train_together(cfg, algo, group))
+    for twin in twin_configs(cfg, members[0].path):  # algo.also_transfer: transfers from this option learning
+        train(twin)
+    ordered = [summaries[m.path] for m in members]
+    if len(ordered) == 1:
+        return ordered[0]
+    objectives = [s.get("objective", float("nan")) for s in ordered]
+    return {"objective": float(sum(objectives) / len(objectives)), "members": ordered}
+
+
+@dataclass
+class _Member:
+    cfg: DictConfig  # the member's own config (its seed; ``resume`` set when it continues from a checkpoint)
+    path: Path
+    finished: bool = False
+
+
+def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
+    """Every member of the run: one for a single run. On resume, the population's own members, each finished,
+    continued from its checkpoint, or (members of a population trained one after another) not started yet."""
+    seeds = member_seeds(cfg)
+    if not cfg.resume:
+        dirs = member_run_dirs(run_dir, int(cfg.seed), seeds)
+        return [_Member(member_config(cfg, seed), path) for seed, path in zip(seeds, dirs)]
+    dirs = population_dirs(run_dir) if len(seeds) > 1 else [run_dir]
+    if len(dirs) != len(seeds):
+        raise RunDirError(f"resume={run_dir}: {POPULATION_FILE} lists {len(dirs)} members, the config "
+                          f"population={len(seeds)}")
+    members = []
+    for path, seed in zip(dirs, _population_seeds(run_dir, seeds)):
+        member = member_config(cfg, seed)
+        started = (path / "checkpoints" / "latest.pt").exists()
+        with open_dict(member):
+            member.resume = str(path) if started else None
+            member.run_dir = str(path)
+        members.append(_Member(member, path, finished=(path / "summary.json").exists()))
+    return members
+
+
+def _population_seeds(run_dir: Path, seeds: list[int]) -> list[int]:
+    path = run_dir / POPULATION_FILE
+    return json.loads(path.read_text())["seeds"] if len(seeds) > 1 and path.exists() else seeds
+
+
+def _read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _train_together(cfg: DictConfig, algo: AlgorithmSpec, members: list[_Member]) -> dict[Path, dict]:
+    """Train ``members`` in one learner (a population) or, for a learner of one run, the one member."""
     runs = _open_runs(cfg, members)
+    lead_cfg = runs[0].cfg
     try:
-        summaries = algo.train(cfg, runs) if algo.populations else [algo.train(cfg, runs[0])]
+        summaries = algo.train(lead_cfg, runs) if algo.populations else [algo.train(lead_cfg, runs[0])]
     except NumericalFault as exc:
         for run in runs:
             run.abort(exit_code=1)
@@ -84,50 +147,31 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     for run, summary in zip(runs, summaries, strict=True):
         run.finish(summary)
         _report_end(cfg, run.dir, summary)
-    if len(summaries) == 1:
-        return summaries[0]
-    objectives = [s.get("objective", float("nan")) for s in summaries]
-    return {"objective": float(sum(objectives) / len(objectives)), "members": summaries}
+    return {member.path: summary for member, summary in zip(members, summaries, strict=True)}
 
 
-def _member_configs(cfg: DictConfig, run_dir: Path, populations: bool) -> list[tuple[DictConfig, Path]]:
-    """(config, run directory) of every member: one for a single run; on resume, the population's own members."""
-    seeds = member_seeds(cfg)
-    if len(seeds) > 1 and not populations:
-        raise ConfigError(f"population={len(seeds)}: algo={cfg.algo.name} trains one run per process; populations "
-                          f"are for: {', '.join(n for n, a in available_algorithms().items() if a.populations)}")
-    if cfg.resume:
-        dirs = population_dirs(run_dir) if len(seeds) > 1 else [run_dir]
-        if len(dirs) != len(seeds):
-            raise RunDirError(f"resume={run_dir}: {POPULATION_FILE} lists {len(dirs)} members, the config "
-                              f"population={len(seeds)}")
-        configs = []
-        for path in dirs:
-            member = OmegaConf.load(path / "config.yaml")
-            configs.append(member_config(cfg, int(member.seed)))
-            with open_dict(configs[-1]):
-                configs[-1].resume = str(path)
-        return list(zip(configs, dirs))
-    dirs = member_run_dirs(run_dir, int(cfg.seed), seeds)
-    return [(member_config(cfg, seed), path) for seed, path in zip(seeds, dirs)]
-
-
-def _open_runs(cfg: DictConfig, members: list[tuple[DictConfig, Path]]) -> list[Run]:
+def _open_runs(cfg: DictConfig, members: list[_Member]) -> list[Run]:
     """Open every member's run directory (all or none: a refused member closes the ones already opened)."""
+    resuming = [bool(m.cfg.resume) for m in members]
+    if any(resuming) and not all(resuming):
+        raise RunDirError(f"resume={members[0].path}: some members of this population have a checkpoint and some "
+                          "have none; resume them one by one with population=1")
     init_from = Path(str(cfg.init_from)) if cfg.get("init_from") and not cfg.resume else None
-    sources = _init_sources(init_from, [int(c.seed) for c, _ in members]) if init_from else [None] * len(members)
-    checkpoints = consistent_checkpoints([path for _, path in members]) if cfg.resume else \
-        ["latest"] * len(members)
+    seeds = [int(m.cfg.seed) for m in members]
+    sources = _init_sources(init_from, seeds) if init_from else [None] * len(members)
+    checkpoints = consistent_checkpoints([m.path for m in members]) if all(resuming) else ["latest"] * len(members)
     runs: list[Run] = []
     try:
-        for (member, path), source, checkpoint in zip(members, sources, checkpoints, strict=True):
-            runs.append(Run(member, path, resume=bool(cfg.resume), init_from=source, resume_checkpoint=checkpoint))
+        for member, source, checkpoint in zip(members, sources, checkpoints, strict=True):
+            if source is not None:  # each member records the run it starts from
+                with open_dict(member.cfg):
+                    member.cfg.init_from = str(source)
+            runs.append(Run(member.cfg, member.path, resume=bool(member.cfg.resume), init_from=source,
+                            resume_checkpoint=checkpoint))
     except BaseException:
         for run in runs:
             run.abort()
         raise
-    if len(runs) > 1 and not cfg.resume:
-        write_population_file([run.dir for run in runs], [int(run.cfg.seed) for run in runs])
     return runs
 
 

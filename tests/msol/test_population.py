@@ -134,7 +134,7 @@ def test_a_population_writes_one_single_run_directory_per_member(tmp_path):
     from msol.plot import aggregate, find_run_dirs, load_curve
     from msol.train import train
 
-    base = ["env=moving_bandits", "budget_scale=0.005", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
+    base = ["env=moving_bandits", "budget_scale=0.002", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
             "logger.progress_bar=false"]
     summary = train(_compose(*base, "population=2", f"run_dir={tmp_path / 'pop' / 's3'}", "seed=3"))
     assert len(summary["members"]) == 2
@@ -153,10 +153,51 @@ def _compose(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-def test_learners_of_one_run_refuse_a_population(tmp_path):
-    from msol.config_check import ConfigError
+def test_learners_of_one_run_train_a_population_one_member_after_another(tmp_path):
+    """MLSH (a learner of one run): members train one after another; ``resume=<first member>`` after member 1 was
+    lost starts it again, and it ends exactly as the first time."""
+    import shutil
+    import subprocess
+    import sys
+
     from msol.train import train
 
-    with pytest.raises(ConfigError, match="population=2: algo=mlsh trains one run per process; populations are for"):
-        train(_compose("env=moving_bandits", "algo=mlsh", "population=2", f"run_dir={tmp_path / 'r'}"))
-    assert not (tmp_path / "r").exists()  # refused before any directory was made
+    overrides = ["env=moving_bandits", "algo=mlsh", "budget_scale=0.0003", "algo.rollout_steps=50",
+                 "env.hparams.eval_interval_frames_per_task=500000", "env.hparams.num_slots=2",
+                 "env.hparams.envs_per_slot=2", "logger.progress_bar=false", "population=2"]
+    first, second = tmp_path / "s0", tmp_path / "s1"
+    summary = train(_compose(*overrides, f"run_dir={first}"))
+    assert [m["objective"] for m in summary["members"]] == [json.loads((d / "summary.json").read_text())["objective"]
+                                                            for d in (first, second)]
+    rows = (second / "metrics.jsonl").read_text()
+    shutil.rmtree(second)  # as if the process had stopped before member 1 started
+    second.mkdir()
+    shutil.copy(first / "population.json", second / "population.json")
+    (second / "population.json").write_text((first / "population.json").read_text().replace('".",', '"../s0",')
+                                            .replace('"../s1"', '"."'))
+    done = subprocess.run([sys.executable, "-m", "msol.train", f"resume={first}"], capture_output=True, text=True,
+                          timeout=600, env={**__import__("os").environ, "WANDB_MODE": "disabled"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    timing = ("fps", "wall_time_s")
+    strip = [[{k: v for k, v in json.loads(line).items() if k not in timing} for line in text.splitlines()]
+             for text in (rows, (second / "metrics.jsonl").read_text())]
+    assert strip[1] == strip[0]
+
+
+def test_msol_and_frozen_learn_the_options_once(tmp_path):
+    """``algo=msol_and_frozen``: MSOL's run, then MSOL(frozen)'s transfer from its option learning, each in the
+    directory a separate run would have; the frozen run's option-learning rows are MSOL's."""
+    from msol.train import train
+
+    lead = tmp_path / "mb" / "msol" / "s0"
+    train(_compose("env=moving_bandits", "algo=msol_and_frozen", "budget_scale=0.002", "env.hparams.num_slots=2",
+                   "env.hparams.envs_per_slot=2", "logger.progress_bar=false", "population=2", f"run_dir={lead}"))
+    for seed in (0, 1):
+        soft, frozen = tmp_path / "mb" / "msol" / f"s{seed}", tmp_path / "mb" / "msol_frozen" / f"s{seed}"
+        assert (soft / "summary.json").exists() and (frozen / "summary.json").exists()
+        rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (soft, frozen)]
+        options = [[r for r in run if r["phase"].startswith("options")] for run in rows]
+        assert options[0] and [r["step"] for r in options[1]] == [r["step"] for r in options[0]]
+        assert [r.get("return/mean") for r in options[1]] == [r.get("return/mean") for r in options[0]]
+        config = (frozen / "config.yaml").read_text()
+        assert "name: msol_frozen" in config and f"init_from: {soft}" in config and f"seed: {seed}" in config
