@@ -114,7 +114,9 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
         with open_dict(member):
             member.resume = str(path) if started else None
             member.run_dir = str(path)
-        members.append(_Member(member, path, finished=(path / "summary.json").exists()))
+        # A finished member of a population is skipped; a single run resumes even when finished (in-process
+        # callers continue a finished run with a larger budget; the CLI says "finished" before this, msol.resume).
+        members.append(_Member(member, path, finished=len(seeds) > 1 and (path / "summary.json").exists()))
     return members
 
 

@@ -28,6 +28,8 @@ SPEC_ROWS = {
     "taxi-moved": ({"msol", "hard_options", "hard_options_primitives", "a2c"}, {"taxi10x10_moved", "taxi_moved"}),
     "swimmer": ({"msol", "distral"}, {"directional_swimmer"}),
 }
+# What a sweep's algo choice runs: algo=msol_and_frozen is MSOL plus MSOL(frozen)'s transfer from its options.
+RUNS_OF_CHOICE = {"msol_and_frozen": {"msol", "msol_frozen"}}
 
 
 def _compose(overrides: list[str], hydra: bool = False):
@@ -44,17 +46,20 @@ def _sweep_axes(experiment: str, budget: str) -> dict[str, list[str]]:
 def test_experiment_sweeps_the_spec_row_and_every_job_config_is_valid(experiment):
     algos, envs = SPEC_ROWS[experiment]
     paper, quick = _sweep_axes(experiment, "paper"), _sweep_axes(experiment, "quick")
-    assert set(paper["algo"]) == algos
+    assert set().union(*(RUNS_OF_CHOICE.get(a, {a}) for a in paper["algo"])) == algos
+    assert set(paper["algo"]) == set(quick["algo"]) and "seed" not in paper  # seeds: one population per algo
     assert set(paper.get("env", [str(_compose([f"experiment={experiment}"]).env.name)])) == envs
-    assert len(paper["seed"]) == 5 and len(quick["seed"]) == 3
+    assert _compose([f"experiment={experiment}"]).population == 5
     registered = available_algorithms()
     for env in envs:
-        for algo in algos:
+        for algo in paper["algo"]:
             cfg = _compose([f"experiment={experiment}", f"env={env}", f"algo={algo}", "budget=quick"])
             assert cfg.experiment.name == experiment  # the W&B group (msol/run.py)
             assert cfg.budget.name == "quick" and 0 < cfg.budget_scale == cfg.experiment.quick_budget_scale < 1
+            assert cfg.population == 3
             assert (cfg.env.optimal_return is None) == (experiment == "swimmer")
-            if algo in registered:
+            assert {str(cfg.algo.name), *cfg.algo.get("also_transfer", [])} == RUNS_OF_CHOICE.get(algo, {algo})
+            if cfg.algo.name in registered:
                 validate_config(cfg)
     paper_cfg = _compose([f"experiment={experiment}"])
     assert paper_cfg.budget.name == "paper" and paper_cfg.budget_scale == 1.0
@@ -82,8 +87,9 @@ def test_launcher_configs():
 
 
 # ------------------------------------------------------------------------------------------ real sweeps
+# One process per seed (population=1): these tests sweep the seed axis through Hydra's launchers.
 TINY = ["experiment=mb", "budget=quick", "budget_scale=0.005", "env.hparams.num_slots=2",
-        "env.hparams.envs_per_slot=2", "eval.episodes_per_slot=2", "logger.progress_bar=false"]
+        "env.hparams.envs_per_slot=2", "eval.episodes_per_slot=2", "logger.progress_bar=false", "population=1"]
 
 
 def _multirun(sweep_dir: Path, *overrides: str, timeout: float = 240) -> None:
@@ -167,7 +173,7 @@ def test_moved_taxi_learns_options_on_the_original_map_and_transfers_on_the_move
 
     monkeypatch.setattr(msol.envs_adapter, "make_multitask_vector_env", spy)
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    cfg = _compose(["experiment=taxi-moved", "env=taxi_moved", f"algo={algo}", "budget_scale=0.0005",
+    cfg = _compose(["experiment=taxi-moved", "env=taxi_moved", f"algo={algo}", "budget_scale=0.0005", "population=1",
                     "env.hparams.num_slots=2", "env.hparams.envs_per_slot=1", "env.hparams.hidden=[16]",
                     "eval.episodes_per_slot=1", "logger.progress_bar=false"])
     train(cfg, run_dir=tmp_path / "run")
