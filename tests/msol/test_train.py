@@ -97,19 +97,6 @@ def _start_until_rows(args: list[str], run_dir: Path, rows: int, cwd: Path) -> s
     return proc
 
 
-def test_resume_after_sigkill_reproduces_uninterrupted_metrics(tmp_path):
-    args = [*TINY, "budget_scale=0.03", "checkpoint_interval_s=0.0001"]
-    expected = _uninterrupted_rows(args, tmp_path)
-    cut = tmp_path / "cut"
-    proc = _start_until_rows(args, cut, len(expected) // 3, tmp_path)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert not (cut / "summary.json").exists(), "the run finished before it could be killed"
-    result = _cli(*args, f"resume={cut}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert _strip(_rows(cut)) == expected
-
-
 def test_init_from_continues_another_runs_option_learning_exactly(tmp_path):
     """MSOL(frozen) from an MSOL run's option learning: same option rows, and the same transfer as a full run."""
     from msol.run import RunDirError
