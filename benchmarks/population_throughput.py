@@ -80,12 +80,14 @@ def main() -> None:
             for size, run in learners.items():
                 results[setting][size].append(run(args.seconds))
         del learners
-    lines = [HEADING, "", f"Command: `python benchmarks/population_throughput.py --sizes {' '.join(map(str, args.sizes))} "
-             f"--rounds {args.rounds} --seconds {args.seconds}`; date {date.today()}; {platform.processor() or 'CPU'},"
-             f" {os.cpu_count()} cores, {args.threads} torch thread; load average at the end "
-             f"{os.getloadavg()[0]:.1f}. Option learning (collect + update, no slot resets), the paper's networks "
-             "and batch sizes; env frames per second per member, median over rounds (speed-up: S × that / S=1: how "
-             "much sooner S seeds finish as one population than one after another).", "",
+    sizes = " ".join(map(str, args.sizes))
+    command = (f"Command: `python benchmarks/population_throughput.py --sizes {sizes} --rounds {args.rounds} "
+               f"--seconds {args.seconds}`; date {date.today()}; {platform.processor() or 'CPU'}, {os.cpu_count()} "
+               f"cores, {args.threads} torch thread; load average at the end {os.getloadavg()[0]:.1f}. Option "
+               "learning (collect + update, no slot resets), the paper's networks and batch sizes; env frames per "
+               "second per member, median over rounds (speed-up: S × that / S=1: how much sooner S seeds finish as "
+               "one population than one after another).")
+    lines = [HEADING, "", command, "",
              "| setting | " + " | ".join(f"S={s}" for s in args.sizes) + " |",
              "|---|" + "---|" * len(args.sizes)]
     for setting, by_size in results.items():

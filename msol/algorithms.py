@@ -13,8 +13,6 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from msol.run import Run
-
 TrainFn = Callable[[DictConfig, Any], Any]  # (cfg, run) -> summary; with populations (cfg, runs) -> summaries
 
 # Modules whose import registers algorithms (imported lazily: some pull in heavy optional code paths).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -172,11 +173,10 @@ def test_learners_of_one_run_train_a_population_one_member_after_another(tmp_pat
     rows = (second / "metrics.jsonl").read_text()
     shutil.rmtree(second)  # as if the process had stopped before member 1 started
     second.mkdir()
-    shutil.copy(first / "population.json", second / "population.json")
     (second / "population.json").write_text((first / "population.json").read_text().replace('".",', '"../s0",')
                                             .replace('"../s1"', '"."'))
-    done = subprocess.run([sys.executable, "-m", "msol.train", f"resume={first}"], capture_output=True, text=True,
-                          timeout=600, env={**__import__("os").environ, "WANDB_MODE": "disabled"})
+    done = subprocess.run([sys.executable, "-m", "msol.train", f"resume={first}"], check=False, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "WANDB_MODE": "disabled"})
     assert done.returncode == 0, done.stderr[-2000:]
     timing = ("fps", "wall_time_s")
     strip = [[{k: v for k, v in json.loads(line).items() if k not in timing} for line in text.splitlines()]
