@@ -76,9 +76,12 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     if len(members) > 1 and not cfg.resume:  # every member's directory names the others before any trains
         for member in members:
             refuse_busy_run_dir(member.path)
+        for member in members:
             member.path.mkdir(parents=True, exist_ok=True)
         write_population_file([m.path for m in members], [int(m.cfg.seed) for m in members])
-    for group in ([todo] if algo.populations else [[m] for m in todo]) if todo else []:
+    # A population learner trains the unfinished members together; a learner of one run, one after another.
+    groups = [[m] for m in todo] if not algo.populations else [todo] if todo else []
+    for group in groups:
         summaries.update(_train_together(cfg, algo, group))
     for twin in twin_configs(cfg, members[0].path):  # algo.also_transfer: transfers from this option learning
         train(twin)
