@@ -8,7 +8,7 @@ as one population than one after another. Settings use the paper's networks and 
 * Moving Bandits: the configured slots and envs per slot, 64-64 trunk + 64 option layer.
 * Taxi: 12 tasks × 3 envs, 512-256 trunk + 512 option layer.
 
-    python benchmarks/population_throughput.py [--sizes 1 2 5 10] [--rounds 3] [--seconds 4] [--write-docs]
+    python benchmarks/population_throughput.py [--sizes 1 2 5 10] [--rounds 3] [--seconds 4] [--flops] [--write-docs]
 """
 
 from __future__ import annotations
@@ -62,6 +62,33 @@ def make_learner(setting: str, members: int):
     return run, cfg
 
 
+def arithmetic_rate(setting: str, seconds: float) -> tuple[float, float]:
+    """(GFLOP/s the S = 1 learner's loop reaches, GFLOP/s of one core on a matmul of the update's shape).
+
+    The loop's FLOPs are counted once by ``torch.utils.flop_counter`` (matmuls, forward and backward, acting and the
+    update), then divided by the measured time per iteration; the reference is a ``[T·B, 512] @ [512, 512]`` matmul
+    (Taxi's widest layer at its update batch) in a loop."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    run, _ = make_learner(setting, 1)
+    phase = next(c.cell_contents for c in run.__closure__ if hasattr(c.cell_contents, "iterate"))
+    with FlopCounterMode(display=False) as counter:
+        phase.iterate()
+    flops = counter.get_total_flops()
+    iterations, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        phase.iterate()
+        iterations += 1
+    loop = flops * iterations / (time.perf_counter() - t0) / 1e9
+    rows = phase.n_steps * phase.env.num_envs
+    a, b = torch.randn(rows, 512), torch.randn(512, 512)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return loop, 2 * rows * 512 * 512 * n / (time.perf_counter() - t0) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 5, 10])
@@ -69,6 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--flops", action="store_true", help="also the arithmetic rate of the Taxi loop at S = 1")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -97,6 +125,11 @@ def main() -> None:
             median = sorted(by_size[size])[len(by_size[size]) // 2]
             cells.append(f"{median:,.0f} ({size * median / base:.2f}×)")
         lines.append(f"| MSOL {setting} | " + " | ".join(cells) + " |")
+    if args.flops:
+        loop, core = arithmetic_rate("taxi", args.seconds)
+        lines += ["", f"Arithmetic rate, Taxi, S = 1 (collect + update, matmul FLOPs counted by "
+                      f"`torch.utils.flop_counter`): {loop:.1f} GFLOP/s; one core on a matmul of the update's widest "
+                      f"shape: {core:.1f} GFLOP/s ({100 * loop / core:.0f}%)."]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.write_docs:
