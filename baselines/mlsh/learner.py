@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,6 +29,7 @@ from baselines.mlsh.networks import MLSHPolicy
 from baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
 from baselines.mlsh.storage import MLSHRollout
 from msol.envs_adapter import MultitaskEnv, make_env
+from msol.figures import plot_option_map
 from msol.losses import gae_advantages
 from msol.numerics import check_finite
 from msol.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
@@ -230,7 +232,17 @@ class MLSHPhase:
         return row
 
     def finish_phase(self, run: Run) -> dict[str, float]:
-        """Nothing extra at a phase end (its diversity probe runs with every evaluation)."""
+        """The sub-policy map of this phase on grid envs (``msol.figures.plot_option_map``: the sub-policy each task's
+        master picks on each cell; MLSH has no terminations, its master re-decides every N steps). The Moving
+        Bandits diversity probe runs with every evaluation."""
+        def choose(obs: torch.Tensor, slot: int) -> tuple[np.ndarray, None]:
+            master, _ = self.model.master(obs, torch.full((obs.shape[0],), slot, dtype=torch.long))
+            return master.logits.argmax(-1).numpy(), None
+
+        figure = plot_option_map(self.env, run.dir / "figures" / f"options_{self.spec.name}.png", choose,
+                                 self.model.num_subs, name="sub-policy")
+        if figure is not None:
+            run.log_image(f"figures/options_{self.spec.name}", figure)
         return {}
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:

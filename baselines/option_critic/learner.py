@@ -12,12 +12,14 @@ from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
 from baselines.option_critic.networks import OptionCriticNetwork
 from msol.envs_adapter import MultitaskEnv
+from msol.figures import plot_option_map
 from msol.numerics import check_finite, check_finite_grads
 from msol.protocol import PhaseSpec, episode_row, evaluate_episodes, mean_stats
 from msol.run import Run
@@ -157,7 +159,21 @@ class OptionCriticPhase:
         return row
 
     def finish_phase(self, run: Run) -> dict[str, float]:
-        """Nothing extra at a phase end (no option picture for Option-Critic yet)."""
+        """The option map of this phase on grid envs (``msol.figures.plot_option_map``): on each cell the option
+        with the highest ``Q(s, o)`` for the task, ``x`` where its ``β(s, o) > 0.5``."""
+        tasks = list(self.env.tasks)
+
+        @torch.no_grad()
+        def choose(obs: torch.Tensor, slot: int) -> tuple[np.ndarray, np.ndarray]:
+            task = torch.full((obs.shape[0],), tasks.index(self.env.slot_tasks[slot]), dtype=torch.long)
+            heads = self.model(obs, task)
+            option = heads.q.argmax(-1)
+            return option.numpy(), heads.beta[torch.arange(obs.shape[0]), option].numpy()
+
+        figure = plot_option_map(self.env, run.dir / "figures" / f"options_{self.spec.name}.png", choose,
+                                 self.model.num_options)
+        if figure is not None:
+            run.log_image(f"figures/options_{self.spec.name}", figure)
         return {}
 
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:

@@ -274,6 +274,10 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
     random_return = _random_return(compose_cfg(*overrides))
     assert random_return < -3.5
     assert np.mean([r["return/mean"] for r in train_rows[-2:]]) > random_return + 1.5
+    # the option map of each phase (one panel per task, letters, legend), as MSOL's
+    for phase in ("options", "transfer"):
+        figure = tmp_path / "run" / "figures" / f"options_{phase}.png"
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 5000
 
 
 def test_greedy_step_takes_the_argmax_of_master_and_sub_policy():
