@@ -58,13 +58,6 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path, posteriors: bool =
     transfer) rather than the shared priors."""
     if policy.num_options < 2 and not policy.num_primitives:
         return None
-    grid = env.grid_observations() if hasattr(env, "grid_observations") else None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if grid is None:
-        if "goal0" in env.tasks and not policy.continuous:  # Moving Bandits
-            return _plot_moving_bandits(policy, path, task_slots(list(env.slot_tasks)) if posteriors else None)
-        return None
     encoder_inputs = policy.encoder.trunk[0].in_features
 
     def choose(obs: torch.Tensor, slot: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +72,11 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path, posteriors: bool =
         term, _ = policy.termination_logits(f, fp, s)
         return choice.numpy(), term.softmax(-1)[:, 1].numpy()
 
-    return plot_option_map(env, path, choose, policy.num_options, policy.num_primitives)
+    drawn = plot_option_map(env, path, choose, policy.num_options, policy.num_primitives)
+    if drawn is None and "goal0" in env.tasks and not policy.continuous:  # Moving Bandits: no grid, option paths
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return _plot_moving_bandits(policy, Path(path), task_slots(list(env.slot_tasks)) if posteriors else None)
+    return drawn
 
 
 @torch.no_grad()

@@ -183,15 +183,12 @@ class SlotLinear(nn.Module):
         return self.weight.shape[0]
 
     def forward(self, x: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        # All slots in one matmul ([B, in] @ [in, n*out] + bias per member), then gather each row's slot: cheaper
+        # All slots in one matmul per member ([B, in] @ [in, n*out] + bias), then gather each row's slot: cheaper
         # than a bmm over per-row weight copies for the small heads used here, and it keeps autograd simple.
         members, width = self.members, self.num_slots * self.out_features
-        if members == 1:
-            out = torch.addmm(self.bias.view(-1), x, self.weight.view(self.in_features, -1))
-        else:
-            out = torch.baddbmm(self.bias.view(members, 1, width), x.view(members, -1, self.in_features),
-                                self.weight.view(members, self.in_features, width))
-        out = out.view(x.shape[0], self.num_slots, self.out_features)
+        weight = self.weight.view(members, self.in_features, width).transpose(1, 2)  # [S, n*out, in], no copy
+        out = member_linear(x, weight, self.bias.view(members, width)).view(x.shape[0], self.num_slots,
+                                                                              self.out_features)
         return out.gather(1, slot.view(-1, 1, 1).expand(-1, 1, self.out_features)).squeeze(1)
 
     def slot_weight(self, slot: int, member: int = 0) -> torch.Tensor:
@@ -297,15 +294,7 @@ class HierarchicalPolicy(nn.Module):
     # ------------------------------------------------------------------ members
     def member(self, index: int) -> HierarchicalPolicy:
         """A population-of-one copy of member ``index`` (its own tensors): what evaluation, figures and probes use."""
-        import copy
-
-        single = copy.copy(self)
-        single._parameters, single._buffers, single._modules = {}, {}, {}
-        for name, module in self._modules.items():
-            single._modules[name] = None if module is None else _member_module(module, index)
-        for name, param in self._parameters.items():
-            single._parameters[name] = None if param is None else _member_param(param, index)
-        return single
+        return _member_module(self, index)
 
     @torch.no_grad()
     def load_member(self, index: int, state: dict[str, torch.Tensor]) -> None:
@@ -372,9 +361,8 @@ class HierarchicalPolicy(nn.Module):
         src = trunk.of_control
         if self.master_input == "trunk":
             return self.master(src.h, slot)
-        members = src.table.shape[0]
-        option0 = src.table[:, 0].repeat_interleave(src.pre.shape[0] // members, 0) if members > 1 else src.table[0, 0]
-        x = F.relu(src.pre + option0)
+        members, width = src.table.shape[0], src.pre.shape[-1]
+        x = F.relu(src.pre.view(members, -1, width) + src.table[:, :1]).view(-1, width)  # each member's f(h, 0)
         return self.master(x, slot)
 
     def termination_logits(

@@ -10,6 +10,7 @@ then step every member as its own optimiser would. A single run is a population 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,23 +54,24 @@ def write_population_file(run_dirs: Sequence[Path], seeds: Sequence[int]) -> Non
     """Each member's directory names the others (relative paths), so ``resume=<any member>`` finds them all."""
     for run_dir in run_dirs:
         entry = {"seeds": list(seeds),
-                 "run_dirs": [str(Path(_relative(other, run_dir))) for other in run_dirs]}
+                 "run_dirs": [os.path.relpath(other.resolve(), run_dir.resolve()) for other in run_dirs]}
         (run_dir / POPULATION_FILE).write_text(json.dumps(entry, indent=2) + "\n")
+
+
+def population_members(run_dir: Path) -> dict[int, Path]:
+    """Seed -> run directory of every member of the population ``run_dir`` belongs to (``{}``: a single run).
+    Read from ``population.json``: a member that has not started yet has no ``config.yaml`` to read its seed from."""
+    path = Path(run_dir) / POPULATION_FILE
+    if not path.exists():
+        return {}
+    entry = json.loads(path.read_text())
+    return {int(seed): (Path(run_dir) / rel).resolve() for seed, rel in zip(entry["seeds"], entry["run_dirs"],
+                                                                           strict=True)}
 
 
 def population_dirs(run_dir: Path) -> list[Path]:
     """The run directories of the population ``run_dir`` belongs to (``[run_dir]`` for a single run)."""
-    path = Path(run_dir) / POPULATION_FILE
-    if not path.exists():
-        return [Path(run_dir)]
-    entry = json.loads(path.read_text())
-    return [(Path(run_dir) / rel).resolve() for rel in entry["run_dirs"]]
-
-
-def _relative(target: Path, start: Path) -> str:
-    import os
-
-    return os.path.relpath(Path(target).resolve(), Path(start).resolve())
+    return list(population_members(run_dir).values()) or [Path(run_dir)]
 
 
 class PopulationEnv:

@@ -103,6 +103,7 @@ class PhaseLearner(Protocol):
     def restore_pending(self, member: int, pending: dict[str, list]) -> None: ...
     def state_dict(self, member: int) -> dict[str, Any]: ...
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None: ...
+    def model_state(self, member: int) -> dict[str, torch.Tensor]: ...  # the member's networks, for readers
 
 
 # (cfg, phase, env, learner of the previous phase or None when resuming straight into this one, one generator per
@@ -169,6 +170,9 @@ class SoloLearner:
 
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
         self.learner.load_state_dict(states[0])
+
+    def model_state(self, member: int) -> dict[str, torch.Tensor]:
+        return self.learner.model.state_dict()
 
 
 def single_run(make: Callable[[DictConfig, PhaseSpec, MultitaskEnv, Any], SingleRunLearner]) -> MakeLearner:
@@ -365,23 +369,23 @@ def _run_phases(cfg: DictConfig, pop: _Population, make_learner: MakeLearner, ph
                                   f"continue with: python -m msol.train resume={lead.dir}")
         for member, run in enumerate(pop.runs):
             pop.summaries[member].update(learner.finish_phase(member, run))
-        _checkpoint(pop, index, learner)  # phase end: always
-        # <phase>.pt: the phase's end in full, what ``init_from=`` starts another run from (``model`` for readers).
-        _checkpoint(pop, index, learner, name=spec.name)
+        # Phase end: always; <phase>.pt is the phase's end in full, what ``init_from=`` starts another run from.
+        _checkpoint(pop, index, learner, phase_end=spec.name)
         global_offset += spec.frames_per_task
         env.close()
         for eval_env in eval_envs:
             eval_env.close()
 
 
-def _checkpoint(pop: _Population, phase_index: int, learner: PhaseLearner, name: str = "latest") -> None:
-    """Every member's state into its own run. With several members each ``latest.pt`` first moves to
-    ``previous.pt``: a kill between two members' writes leaves a step that every member holds (``msol.population``)."""
+def _checkpoint(pop: _Population, phase_index: int, learner: PhaseLearner, phase_end: str | None = None) -> None:
+    """Every member's state into its own run's ``latest.pt`` (and, at a phase end, ``<phase>.pt`` with the member's
+    ``model`` for readers). With several members each ``latest.pt`` first moves to ``previous.pt``: a kill between
+    two members' writes leaves a step that every member holds (``msol.population``)."""
     for member, run in enumerate(pop.runs):
         state = {"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(member),
                  "pending": learner.pending(member), "generator": pop.generators[member].get_state(),
                  "torch_rng": torch.get_rng_state(), "summary": dict(pop.summaries[member]),
                  "wall_time_s": run.elapsed()}
-        if name != "latest":
-            state["model"] = state["learner"].get("policy", learner.model.state_dict())
-        run.save_checkpoint(state, name=name, keep_previous=len(pop.runs) > 1 and name == "latest")
+        run.save_checkpoint(state, name="latest", keep_previous=len(pop.runs) > 1)
+        if phase_end is not None:
+            run.save_checkpoint({**state, "model": learner.model_state(member)}, name=phase_end)

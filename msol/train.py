@@ -41,7 +41,7 @@ from msol.population import (
     member_config,
     member_run_dirs,
     member_seeds,
-    population_dirs,
+    population_members,
     write_population_file,
 )
 from msol.run import Run, RunDirError, refuse_busy_run_dir
@@ -106,12 +106,12 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
     if not cfg.resume:
         dirs = member_run_dirs(run_dir, int(cfg.seed), seeds)
         return [_Member(member_config(cfg, seed), path) for seed, path in zip(seeds, dirs)]
-    dirs = population_dirs(run_dir) if len(seeds) > 1 else [run_dir]
-    if len(dirs) != len(seeds):
-        raise RunDirError(f"resume={run_dir}: {POPULATION_FILE} lists {len(dirs)} members, the config "
+    by_seed = population_members(run_dir) if len(seeds) > 1 else {seeds[0]: run_dir}
+    if len(by_seed) != len(seeds):
+        raise RunDirError(f"resume={run_dir}: {POPULATION_FILE} lists {len(by_seed)} members, the config "
                           f"population={len(seeds)}")
     members = []
-    for path, seed in zip(dirs, _population_seeds(run_dir, seeds)):
+    for seed, path in by_seed.items():
         member = member_config(cfg, seed)
         started = (path / "checkpoints" / "latest.pt").exists()
         with open_dict(member):
@@ -121,11 +121,6 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
         # callers continue a finished run with a larger budget; the CLI says "finished" before this, msol.resume).
         members.append(_Member(member, path, finished=len(seeds) > 1 and (path / "summary.json").exists()))
     return members
-
-
-def _population_seeds(run_dir: Path, seeds: list[int]) -> list[int]:
-    path = run_dir / POPULATION_FILE
-    return json.loads(path.read_text())["seeds"] if len(seeds) > 1 and path.exists() else seeds
 
 
 def _read_summary(run_dir: Path) -> dict:
@@ -185,8 +180,7 @@ def _init_sources(init_from: Path, seeds: list[int]) -> list[Path]:
     ``init_from``'s population."""
     if len(seeds) == 1:
         return [init_from]
-    by_seed = {int(OmegaConf.load(d / "config.yaml").seed): d for d in population_dirs(init_from)
-               if (d / "config.yaml").exists()}
+    by_seed = population_members(init_from)
     missing = [s for s in seeds if s not in by_seed]
     if missing:
         raise RunDirError(f"init_from={init_from}: its population has no member with seed(s) {missing}; "

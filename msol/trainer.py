@@ -75,6 +75,7 @@ class MSOLPhase:
         self.scratch = spec.name == "scratch"  # flat learner from scratch: β = 0, no prior to distil
         self.num_envs = env.num_envs
         self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
+        self.flat_slot = member_major(self.slot.expand(int(self.a.n_steps), -1), self.members)  # of storage.flat
         self.continuous = policy.continuous
         self.n_steps = int(self.a.n_steps)
         self.observe_prev_action = bool(getattr(self.a, "observe_prev_action", False))
@@ -185,8 +186,7 @@ class MSOLPhase:
         distill = self.spec.name == "options"
         last_value = value_after(self.policy, self._input(self.obs, self.prev_action), self.z_prev, self.slot)
         S, T = self.members, self.n_steps
-        flat = self.storage.flat(S)
-        slot = member_major(self.slot.expand(T, -1), S)
+        flat, slot = self.storage.flat(S), self.flat_slot
         beta, entropy_coef = self.beta, self.entropy_coef
         common = dict(entropy_coef=entropy_coef, value_coef=self.a.value_coef,
                       action_entropy_coef=getattr(self.a, "entropy_action", None),
@@ -364,6 +364,9 @@ class MSOLPhase:
         self.first = torch.cat([s["first"] for s in states])
         self.prev_action = torch.cat([s["prev_action"] for s in states])
         self.slot_resets_done = states[0]["slot_resets_done"].numpy().astype(np.int64)
+
+    def model_state(self, member: int) -> dict[str, torch.Tensor]:
+        return self.policy.member(member).state_dict()
 
     def _rows(self, member: int) -> slice:
         n = self.env.per_member
