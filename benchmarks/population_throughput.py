@@ -7,6 +7,8 @@ as one population than one after another. Settings use the paper's networks and 
 
 * Moving Bandits: the configured slots and envs per slot, 64-64 trunk + 64 option layer.
 * Taxi: 12 tasks × 3 envs, 512-256 trunk + 512 option layer.
+* MLSH on Moving Bandits: 10 slots × 3 envs, 2×64 tanh networks, 500-step rollouts, after its first joint
+  iteration (from then on one slot in ten updates the sub-policies each iteration, as in a run).
 
     python benchmarks/population_throughput.py [--sizes 1 2 5 10] [--rounds 3] [--seconds 4] [--flops] [--write-docs]
 """
@@ -25,39 +27,42 @@ import torch
 from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
+from baselines.mlsh.entry import make_mlsh_phase
 from benchmarks._runs import ROOT, replace_section
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
-from msol.protocol import build_phases, task_names
+from msol.protocol import build_phases, protocol_phases, task_names
 from msol.trainer import make_msol_phase
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Population throughput (many seeds in one process)"
-SETTINGS = {"moving_bandits": ["env=moving_bandits", "algo=msol"], "taxi": ["env=taxi", "algo=msol"]}
+SETTINGS = {"moving_bandits": ["env=moving_bandits", "algo=msol"], "taxi": ["env=taxi", "algo=msol"],
+            "mlsh_moving_bandits": ["env=moving_bandits", "algo=mlsh"]}
+LABELS = {"moving_bandits": "MSOL moving_bandits", "taxi": "MSOL taxi", "mlsh_moving_bandits": "MLSH moving_bandits"}
 
 
 def make_learner(setting: str, members: int):
     """The option-learning phase of ``members`` seeds (0 …), warmed up; returns a function running it for a while."""
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose("train", overrides=SETTINGS[setting])
-    spec = build_phases(cfg, task_names(cfg))[0]
+    mlsh = cfg.algo.name == "mlsh"
+    spec = (protocol_phases(cfg) if mlsh else build_phases(cfg, task_names(cfg)))[0]
     spec.frames_per_task, spec.slot_reset_frames = 10**12, None
     seeds = list(range(members))
     env = PopulationEnv([make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=int(cfg.algo.envs_per_slot),
                                   seed=s) for s in seeds])
-    phase = make_msol_phase(cfg, spec, env, None, [torch.Generator().manual_seed(s) for s in seeds])
+    make = make_mlsh_phase if mlsh else make_msol_phase
+    phase = make(cfg, spec, env, None, [torch.Generator().manual_seed(s) for s in seeds])
     phase.start(seeds=seeds)
-    for _ in range(5):
+    for _ in range(10 if mlsh else 5):  # MLSH: past the first warm-up (W = 9), into the joint iterations
         phase.iterate()
-    frames_per_iteration = phase.n_steps * env.per_member  # env frames of one member per collect
 
     def run(seconds: float) -> float:
         """Env frames per second per member over at least ``seconds``."""
-        iterations, t0 = 0, time.perf_counter()
+        frames, t0 = phase.frames, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             phase.iterate()
-            iterations += 1
-        return iterations * frames_per_iteration / (time.perf_counter() - t0)
+        return (phase.frames - frames) * spec.num_slots / (time.perf_counter() - t0)
 
     return run, cfg
 
@@ -109,8 +114,8 @@ def main() -> None:
                 results[setting][size].append(run(args.seconds))
         del learners
     sizes = " ".join(map(str, args.sizes))
-    command = (f"Command: `python benchmarks/population_throughput.py --sizes {sizes} --rounds {args.rounds} "
-               f"--seconds {args.seconds}`; date {date.today()}; {platform.processor() or 'CPU'}, {os.cpu_count()} "
+    command = (f"Command: `python benchmarks/population_throughput.py --sizes {sizes} --settings "
+               f"{' '.join(args.settings)} --rounds {args.rounds} --seconds {args.seconds}`; date {date.today()}; {platform.processor() or 'CPU'}, {os.cpu_count()} "
                f"cores, {args.threads} torch thread; load average at the end {os.getloadavg()[0]:.1f}. Option "
                "learning (collect + update, no slot resets), the paper's networks and batch sizes; env frames per "
                "second per member, median over rounds (speed-up: S × that / S=1: how much sooner S seeds finish as "
@@ -124,7 +129,7 @@ def main() -> None:
         for size in args.sizes:
             median = sorted(by_size[size])[len(by_size[size]) // 2]
             cells.append(f"{median:,.0f} ({size * median / base:.2f}×)")
-        lines.append(f"| MSOL {setting} | " + " | ".join(cells) + " |")
+        lines.append(f"| {LABELS[setting]} | " + " | ".join(cells) + " |")
     if args.flops:
         loop, core = arithmetic_rate("taxi", args.seconds)
         lines += ["", f"Arithmetic rate, Taxi, S = 1 (collect + update, matmul FLOPs counted by "

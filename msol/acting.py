@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from msol.networks import Generators, HierarchicalPolicy
+from msol.population import categorical_draw, member_uniforms
 
 
 @dataclass
@@ -42,13 +43,13 @@ def act(
     # (acting is per-op overhead bound at these batch sizes; docs/benchmarks.md).
     log_T = term_logits.log_softmax(-1)
     if policy.learn_terminations:
-        b = log_T.argmax(-1) if greedy_options else _sample(log_T, u[:, 0])
+        b = log_T.argmax(-1) if greedy_options else categorical_draw(log_T, u[:, 0])
         b = torch.where(first > 0, torch.ones_like(b), b)
     else:
         b = first.long()
 
     log_H = policy.master_logits(trunk, slot).log_softmax(-1)
-    z_new = log_H.argmax(-1) if greedy_master else _sample(log_H, u[:, 1])
+    z_new = log_H.argmax(-1) if greedy_master else categorical_draw(log_H, u[:, 1])
     z = torch.where(b == 1, z_new, z_prev)
 
     f, f_prior = policy.option_features(trunk, z)
@@ -58,7 +59,7 @@ def act(
     elif policy.continuous:
         action = q_L.mean + q_L.stddev * eps
     else:
-        action = _sample(q_L.logits, u[:, 2])
+        action = categorical_draw(q_L.logits, u[:, 2])
     logp = q_L.log_prob(action) + b * _pick(log_H, z)
     if policy.learn_terminations:
         logp = logp + (1.0 - first) * _pick(log_T, b)
@@ -70,18 +71,11 @@ def step_noise(generators: Generators, rows: int, action_dim: int, dtype: torch.
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Uniforms ``[rows, 3]`` (termination, master, discrete action) and, for ``action_dim`` > 0, standard normals
     ``[rows, action_dim]`` (continuous action): member ``k``'s block of rows from ``generators[k]``."""
-    per_member = rows // len(generators)
-    u = torch.cat([torch.rand(per_member, 3, generator=g, dtype=dtype) for g in generators])
+    u = member_uniforms(generators, rows, 3, dtype)
     if not action_dim:
         return u, None
+    per_member = rows // len(generators)
     return u, torch.cat([torch.randn(per_member, action_dim, generator=g, dtype=dtype) for g in generators])
-
-
-def _sample(log_probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw: the first index whose cumulative probability exceeds ``u`` (categories of probability 0,
-    e.g. forbidden primitives, are never drawn: ``u`` is scaled by the total so rounding cannot reach past it)."""
-    cdf = log_probs.exp().cumsum(-1)
-    return (cdf <= u.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
 
 
 def _pick(log_probs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

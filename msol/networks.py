@@ -191,6 +191,16 @@ class SlotLinear(nn.Module):
                                                                               self.out_features)
         return out.gather(1, slot.view(-1, 1, 1).expand(-1, 1, self.out_features)).squeeze(1)
 
+    def grouped(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows already grouped by slot: ``x`` ``[S, slots, w, in]`` -> ``[S, slots, w, out]``, block ``(k, i)``
+        through member ``k``'s slot ``i`` only (one batched matmul; no other slot's output is computed, which
+        :meth:`forward` does and which dominates when every layer is per slot, as in MLSH's networks)."""
+        members, slots, width = x.shape[:3]
+        weight = self.weight.transpose(1, 2).reshape(members * slots, self.in_features, self.out_features)
+        out = torch.baddbmm(self.bias.reshape(members * slots, 1, self.out_features),
+                            x.reshape(members * slots, width, self.in_features), weight)
+        return out.view(members, slots, width, self.out_features)
+
     def slot_weight(self, slot: int, member: int = 0) -> torch.Tensor:
         """Member ``member``'s ``[in, out]`` weight of slot ``slot`` (a view)."""
         return self.weight[member, :, slot]
@@ -294,17 +304,11 @@ class HierarchicalPolicy(nn.Module):
     # ------------------------------------------------------------------ members
     def member(self, index: int) -> HierarchicalPolicy:
         """A population-of-one copy of member ``index`` (its own tensors): what evaluation, figures and probes use."""
-        return _member_module(self, index)
+        return member_module(self, index)
 
-    @torch.no_grad()
     def load_member(self, index: int, state: dict[str, torch.Tensor]) -> None:
         """Set member ``index`` from the ``state_dict`` of a population of one (a single run's checkpoint)."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        if missing:
-            raise KeyError(f"member state lacks {', '.join(missing)}")
-        for name, value in own.items():
-            value[index].copy_(state[name][0])
+        load_member_state(self, index, state)
 
     # ------------------------------------------------------------------ protocol operations
     @torch.no_grad()
@@ -421,14 +425,27 @@ def _member_param(param: nn.Parameter, index: int) -> nn.Parameter:
     return nn.Parameter(param.detach()[index:index + 1].clone(), requires_grad=param.requires_grad)
 
 
-def _member_module(module: nn.Module, index: int) -> nn.Module:
-    """A copy of ``module`` whose parameters are member ``index``'s only (modules without parameters are shared)."""
+def member_module(module: nn.Module, index: int) -> nn.Module:
+    """A copy of ``module`` whose parameters are member ``index``'s only (modules without parameters are shared):
+    a population of one, what evaluation, figures and probes of one member use."""
     import copy
 
     if not any(True for _ in module.parameters()):
         return module
     single = copy.copy(module)
     single._parameters = {n: None if p is None else _member_param(p, index) for n, p in module._parameters.items()}
-    single._modules = {n: None if m is None else _member_module(m, index) for n, m in module._modules.items()}
+    single._modules = {n: None if m is None else member_module(m, index) for n, m in module._modules.items()}
     single._buffers = dict(module._buffers)
     return single
+
+
+@torch.no_grad()
+def load_member_state(module: nn.Module, index: int, state: dict[str, torch.Tensor]) -> None:
+    """Set member ``index`` of ``module`` (every tensor has the member on dim 0) from the ``state_dict`` of a
+    population of one."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise KeyError(f"member state lacks {', '.join(missing)}")
+    for name, value in own.items():
+        value[index].copy_(state[name][0])

@@ -407,7 +407,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--include-unfinished", action="store_true", help="also plot runs without summary.json")
     parser.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (default 0.95)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--status", action="store_true",
+                        help="print where the sweep stands (done / resumable / not started, CPU time left) and exit")
     args = parser.parse_args(argv)
+    if args.status:
+        from msol.sweep_status import status_table, sweep_status
+
+        if not args.sweep.is_dir():
+            print(f"msol.plot: error: {args.sweep} is not a folder", file=sys.stderr)
+            sys.exit(2)
+        print(status_table(sweep_status(args.sweep), args.sweep))
+        return
     try:
         report = plot_sweep(args.sweep, args.out, metric=args.metric, phase=args.phase,
                             include_unfinished=args.include_unfinished, confidence=args.confidence,

@@ -130,6 +130,23 @@ def member_blocks(rows: torch.Tensor, per_member: int, members: int) -> tuple[to
     return member * width + torch.arange(rows.shape[0]) - starts[member], width
 
 
+def member_uniforms(generators: Sequence[torch.Generator | None], rows: int, columns: int,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Uniforms ``[rows, columns]`` for ``rows`` in equal member-major blocks: member ``k``'s block from
+    ``generators[k]``, so a member draws exactly what a single run of its seed draws."""
+    per_member = rows // len(generators)
+    return torch.cat([torch.rand(per_member, columns, generator=g, dtype=dtype) for g in generators])
+
+
+def categorical_draw(log_probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw from each row's categorical: the first index whose cumulative probability exceeds ``u``
+    (categories of probability 0, e.g. forbidden primitives, are never drawn: ``u`` is scaled by the total so
+    rounding cannot reach past it). With :func:`member_uniforms` every member samples from its own stream;
+    ``torch.distributions.Categorical.sample`` can only use the global one."""
+    cdf = log_probs.exp().cumsum(-1)
+    return (cdf <= u.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
+
+
 def clip_grad_norm_per_member(params: Sequence[torch.nn.Parameter], max_norm: float, members: int
                               ) -> torch.Tensor:
     """``clip_grad_norm_`` for every member on its own (dim 0 of every parameter is the member); returns the
@@ -150,8 +167,7 @@ def optimizer_member_state(optimizer: torch.optim.Optimizer, member: int) -> dic
     sliced = {}
     for index, values in state["state"].items():
         shape = params[index].shape
-        sliced[index] = {k: v[member:member + 1].clone() if torch.is_tensor(v) and v.shape == shape else v
-                         for k, v in values.items()}
+        sliced[index] = {k: v[member:member + 1].clone() if _per_member(v, shape) else v for k, v in values.items()}
     return {"state": sliced, "param_groups": state["param_groups"]}
 
 
@@ -161,9 +177,16 @@ def load_optimizer_members(optimizer: torch.optim.Optimizer, states: Sequence[di
     stacked = {}
     for index in states[0]["state"]:
         shape = params[index].shape
-        stacked[index] = {k: torch.cat([s["state"][index][k] for s in states]) if torch.is_tensor(v)
-                          and v.shape == (1, *shape[1:]) else v for k, v in states[0]["state"][index].items()}
+        stacked[index] = {k: torch.cat([s["state"][index][k] for s in states]) if _per_member(v, (1, *shape[1:]))
+                          else v for k, v in states[0]["state"][index].items()}
     optimizer.load_state_dict({"state": stacked, "param_groups": states[0]["param_groups"]})
+
+
+def _per_member(value: Any, param_shape: tuple[int, ...]) -> bool:
+    """Whether an optimiser state entry holds one slice per member: a moment (the parameter's shape) or a per-member
+    step count (:class:`msol.member_adam.MemberAdam`, the parameter's member dim); a shared scalar step does not."""
+    return torch.is_tensor(value) and value.dim() > 0 and value.shape in (tuple(param_shape),
+                                                                          tuple(param_shape[:1]))
 
 
 def consistent_checkpoints(run_dirs: Sequence[Path]) -> list[str]:

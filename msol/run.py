@@ -41,8 +41,9 @@ from msol.numerics import check_finite_metric, check_finite_state
 from msol.wandb_sink import WandbSink
 
 # 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol); 4: a member dimension
-# in every parameter and the member's own torch.Generator (msol.population)
-CHECKPOINT_FORMAT = 4
+# in every parameter and the member's own torch.Generator (msol.population); 5: MLSH trains populations (its Adam
+# state per member, msol.member_adam; its draws from the member's generator)
+CHECKPOINT_FORMAT = 5
 
 # Keys that steer logging, checkpoint timing, threads or the device, never what is learned: a resume may change them.
 RESULT_NEUTRAL_KEYS = (

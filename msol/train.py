@@ -44,10 +44,13 @@ from msol.population import (
     population_members,
     write_population_file,
 )
-from msol.run import Run, RunDirError, refuse_busy_run_dir
+from msol.run import RESULT_NEUTRAL_KEYS, Run, RunDirError, config_differences, refuse_busy_run_dir
 from msol.twins import twin_configs
 
 log = logging.getLogger(__name__)
+
+# Keys in which a sweep job may differ from the run it finds in its directory and still continue it.
+SWEEP_FREE_KEYS = (*RESULT_NEUTRAL_KEYS, "resume", "run_dir")
 
 # ``hydra.run.dir`` uses this so that ``resume=<dir>`` reopens that directory instead of making a new one.
 if not OmegaConf.has_resolver("msol_run_dir"):
@@ -74,8 +77,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     summaries: dict[Path, dict] = {m.path: _read_summary(m.path) for m in members if m.finished}
     todo = [m for m in members if not m.finished]
     if len(members) > 1 and not cfg.resume:  # every member's directory names the others before any trains
-        for member in members:
-            refuse_busy_run_dir(member.path)
+        for member in todo:
+            if not member.cfg.resume:
+                refuse_busy_run_dir(member.path)
         for member in members:
             member.path.mkdir(parents=True, exist_ok=True)
         write_population_file([m.path for m in members], [int(m.cfg.seed) for m in members])
@@ -105,7 +109,11 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
     seeds = member_seeds(cfg)
     if not cfg.resume:
         dirs = member_run_dirs(run_dir, int(cfg.seed), seeds)
-        return [_Member(member_config(cfg, seed), path) for seed, path in zip(seeds, dirs)]
+        members = [_Member(member_config(cfg, seed), path) for seed, path in zip(seeds, dirs)]
+        if _in_sweep():
+            for member in members:
+                _continue_existing(member)
+        return members
     by_seed = population_members(run_dir) if len(seeds) > 1 else {seeds[0]: run_dir}
     if len(by_seed) != len(seeds):
         raise RunDirError(f"resume={run_dir}: {POPULATION_FILE} lists {len(by_seed)} members, the config "
@@ -121,6 +129,34 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
         # callers continue a finished run with a larger budget; the CLI says "finished" before this, msol.resume).
         members.append(_Member(member, path, finished=len(seeds) > 1 and (path / "summary.json").exists()))
     return members
+
+
+def _in_sweep() -> bool:
+    """Whether this is a job of a Hydra sweep (``-m``): re-running a sweep continues it (:func:`_continue_existing`)."""
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _continue_existing(member: _Member) -> None:
+    """A sweep job whose run directory already holds a run of this configuration: skip it when finished, resume it
+    from its checkpoint otherwise (a directory without a checkpoint starts again). A run of another configuration
+    there is refused: the sweep directory belongs to another command."""
+    saved_path = member.path / "config.yaml"
+    if not saved_path.exists():
+        return
+    differing = config_differences(OmegaConf.load(saved_path), member.cfg, SWEEP_FREE_KEYS)
+    if differing:
+        raise RunDirError(f"{member.path} holds a run of another configuration ({'; '.join(differing[:4])}); this "
+                          "sweep directory was made by another command: give this one its own hydra.sweep.dir")
+    if (member.path / "summary.json").exists():
+        member.finished = True
+        print(f"msol.train: {member.path} is finished; skipped", flush=True)
+    elif (member.path / "checkpoints" / "latest.pt").exists():
+        with open_dict(member.cfg):
+            member.cfg.resume = str(member.path)
+            member.cfg.run_dir = str(member.path)
+        print(f"msol.train: {member.path} continues from its checkpoint", flush=True)
 
 
 def _read_summary(run_dir: Path) -> dict:

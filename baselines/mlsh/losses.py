@@ -7,6 +7,9 @@ runs from one decision to the step before the next one, or to the end of its epi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 
 
@@ -69,14 +72,11 @@ def macro_gae(
 
 def normalize_per_group(x: torch.Tensor, group: torch.Tensor, num_groups: int) -> torch.Tensor:
     """``(x − mean_g) / std_g`` within each group (a master's own data; one sub-policy's data), as MLSH does."""
-    out = torch.zeros_like(x)
-    for g in range(num_groups):
-        rows = group == g
-        if rows.any():
-            values = x[rows]
-            std = values.std(unbiased=False) if values.numel() > 1 else values.new_tensor(0.0)
-            out[rows] = (values - values.mean()) / std.clamp_min(1e-6)
-    return out
+    counts = torch.bincount(group, minlength=num_groups).clamp_min(1).to(x.dtype)
+    mean = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, x) / counts
+    centred = x - mean[group]
+    var = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, centred * centred) / counts
+    return centred / var.sqrt().clamp_min(1e-6)[group]
 
 
 # ---------------------------------------------------------------------------------------------------- PPO
@@ -92,30 +92,69 @@ def ppo_terms(
     return L_pi, L_V
 
 
-def group_mean(x: torch.Tensor, group: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """``Σ_g mean_{rows of g} x``: independent learners (one per group) trained by one backward pass."""
-    sums = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, x)
-    counts = torch.bincount(group, minlength=num_groups).clamp_min(1).to(x.dtype)
+def group_mean(x: torch.Tensor, group: torch.Tensor, num_groups: int, weight: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """``Σ_g mean_{rows of g} x``: independent learners (one per group) trained by one backward pass. ``weight``
+    (0/1) leaves out padding rows."""
+    w = torch.ones_like(x) if weight is None else weight.to(x.dtype)
+    sums = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, x * w)
+    counts = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, w).clamp_min(1)
     return (sums / counts).sum()
 
 
-def group_minibatches(group: torch.Tensor, num_groups: int, *, batch_size: int | None = None,
-                      num_batches: int | None = None) -> list[torch.Tensor]:
-    """Shuffled minibatches in which every group contributes its own minibatch of its own rows.
+@dataclass
+class Minibatch:
+    """Rows of one minibatch laid out ``[S, G, width]`` (member, group, padded row; flattened), so that each block
+    goes through its own group's network (``SlotMLP.grouped``): ``rows`` index the update's data, ``valid`` is 0 on
+    padding rows, ``active[k]`` says member ``k`` has rows (a member without any does not step)."""
 
-    Each group's rows are permuted and cut into chunks of ``batch_size`` (masters: 64) or into ``num_batches``
-    equal chunks (sub-policies: 15); minibatch ``k`` holds chunk ``k`` of every group, so each learner makes the
-    same number of steps on its own data as it would alone.
+    rows: torch.Tensor
+    valid: torch.Tensor
+    active: torch.Tensor
+    width: int
+
+    def group_of_rows(self, members: int, num_groups: int) -> torch.Tensor:
+        """``member · num_groups + group`` of every row of the layout."""
+        return torch.arange(members * num_groups).repeat_interleave(self.width)
+
+
+def group_rows(member: torch.Tensor, group: torch.Tensor, members: int, num_groups: int) -> list[list[torch.Tensor]]:
+    """``[k][g]``: the data rows of member ``k``'s group ``g`` (its master of slot ``g``; its sub-policy ``g``)."""
+    key = member * num_groups + group
+    order = torch.argsort(key, stable=True)
+    pieces = list(order.split(torch.bincount(key, minlength=members * num_groups).tolist()))
+    return [pieces[k * num_groups:(k + 1) * num_groups] for k in range(members)]
+
+
+def member_minibatches(rows_of: list[list[torch.Tensor]], generators: Sequence[torch.Generator | None], *,
+                       batch_size: int | None = None, num_batches: int | None = None) -> list[Minibatch]:
+    """One epoch of shuffled minibatches in which every group of every member contributes its own minibatch of its
+    own rows.
+
+    Each group's rows are permuted (member ``k``'s from ``generators[k]``) and cut into chunks of ``batch_size``
+    (masters: 64) or into ``num_batches`` equal chunks (sub-policies: 15); minibatch ``j`` holds chunk ``j`` of every
+    group, so each learner makes the same number of steps on its own data as it would alone. A member with fewer
+    minibatches than another sits out the last ones (``active``).
     """
     if (batch_size is None) == (num_batches is None):
         raise ValueError("give exactly one of batch_size, num_batches")
-    chunks: list[list[torch.Tensor]] = []
-    for g in range(num_groups):
-        rows = torch.nonzero(group == g).squeeze(-1)
-        if rows.numel() == 0:
-            continue
-        rows = rows[torch.randperm(rows.numel())]
-        parts = rows.split(batch_size) if batch_size is not None else rows.tensor_split(min(num_batches, rows.numel()))
-        chunks.append(list(parts))
-    depth = max((len(c) for c in chunks), default=0)
-    return [torch.cat([c[k] for c in chunks if k < len(c)]) for k in range(depth)]
+    members, num_groups = len(rows_of), len(rows_of[0])
+    chunks: list[list[tuple[torch.Tensor, ...]]] = []
+    for groups, generator in zip(rows_of, generators, strict=True):
+        chunks.append([])
+        for rows in groups:
+            rows = rows[torch.randperm(rows.numel(), generator=generator)] if rows.numel() else rows
+            chunks[-1].append(() if rows.numel() == 0 else rows.split(batch_size) if batch_size is not None
+                              else rows.tensor_split(min(num_batches, rows.numel())))
+    batches = []
+    for j in range(max(len(c) for member in chunks for c in member)):
+        pieces = [[c[j] if j < len(c) else None for c in member] for member in chunks]
+        width = max(p.numel() for member in pieces for p in member if p is not None)
+        rows = torch.zeros(members, num_groups, width, dtype=torch.long)
+        valid = torch.zeros(members, num_groups, width, dtype=torch.bool)
+        for k, member in enumerate(pieces):
+            for g, piece in enumerate(member):
+                if piece is not None:
+                    rows[k, g, :piece.numel()], valid[k, g, :piece.numel()] = piece, True
+        batches.append(Minibatch(rows.flatten(), valid.flatten(), valid.flatten(1).any(1), width))
+    return batches

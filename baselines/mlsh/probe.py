@@ -33,14 +33,14 @@ def sub_policy_destinations(policy: MLSHPolicy, env: MultitaskEnv, seed: int) ->
     nearest = np.empty((policy.num_subs, env.num_envs), dtype=np.int64)
     reached = np.empty((policy.num_subs, env.num_envs), dtype=bool)
     for k in range(policy.num_subs):
-        obs = torch.as_tensor(env.reset(seed=seed), dtype=torch.float32)  # the same layouts for every k
+        obs = torch.as_tensor(env.reset(seed=seed), dtype=torch.get_default_dtype())  # the same layouts for every k
         z = torch.full((env.num_envs,), k, dtype=torch.long)
         while True:
             dist, _ = policy.sub(obs, z)
             step = env.step(dist.logits.argmax(-1).numpy())
             if (step.terminated | step.truncated).all():
                 break
-            obs = torch.as_tensor(step.obs, dtype=torch.float32)
+            obs = torch.as_tensor(step.obs, dtype=torch.get_default_dtype())
         nearest[k], reached[k] = destinations(step.final_obs)
     return nearest, reached
 

@@ -32,7 +32,7 @@ class MLSHRollout:
 
     @classmethod
     def allocate(cls, steps: int, num_envs: int, obs_dim: int) -> MLSHRollout:
-        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        def zeros(*shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
             return torch.zeros(steps, num_envs, *shape, dtype=dtype)
 
         long_fields = {"z", "action"}

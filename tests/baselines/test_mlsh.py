@@ -15,8 +15,9 @@ from baselines.mlsh.entry import make_mlsh_phase
 from baselines.mlsh.learner import mlsh_step
 from baselines.mlsh.losses import (
     group_mean,
-    group_minibatches,
+    group_rows,
     macro_gae,
+    member_minibatches,
     normalize_per_group,
     ppo_terms,
     schedule,
@@ -25,10 +26,19 @@ from baselines.mlsh.losses import (
 from baselines.mlsh.networks import MLSHPolicy
 from baselines.mlsh.probe import destinations, diversity_metrics
 from msol.envs_adapter import make_env
+from msol.population import PopulationEnv
 from msol.protocol import protocol_phases
 
 compose_cfg = composer("mlsh")
 run_train = runner("mlsh", "baselines.mlsh")
+
+
+def _learner(cfg, spec, seed: int, previous=None):
+    """The phase learner of a single run (a population of one) on 2 envs per slot, started."""
+    env = PopulationEnv([make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=seed)])
+    phase = make_mlsh_phase(cfg, spec, env, previous, [torch.Generator().manual_seed(seed)])
+    phase.start(seeds=[seed])
+    return phase
 
 
 # ---------------------------------------------------------------------------------------------------- schedule
@@ -93,17 +103,31 @@ def test_group_mean_trains_each_learner_on_its_own_mean():
     assert normalize_per_group(x, torch.tensor([0, 0, 1, 1]), 2).tolist() == [-1.0, 1.0, 0.0, 0.0]
 
 
-def test_group_minibatches_give_each_group_its_own_batches():
-    group = torch.tensor([0] * 130 + [1] * 40)
-    batches = group_minibatches(group, 2, batch_size=64)
+def test_member_minibatches_give_each_group_of_each_member_its_own_batches():
+    # member 0: 130 rows of group 0 and 40 of group 1; member 1: 20 rows of group 1 only
+    member = torch.tensor([0] * 170 + [1] * 20)
+    group = torch.tensor([0] * 130 + [1] * 40 + [1] * 20)
+    rows_of = group_rows(member, group, 2, 2)
+    batches = member_minibatches(rows_of, [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
+                                 batch_size=64)
     assert len(batches) == 3  # ceil(130 / 64)
-    rows = torch.cat(batches)
-    assert sorted(rows.tolist()) == list(range(170))
-    assert all((group[b] == 0).sum() <= 64 and (group[b] == 1).sum() <= 64 for b in batches)
-    batches = group_minibatches(group, 2, num_batches=15)
-    assert len(batches) == 15 and sorted(torch.cat(batches).tolist()) == list(range(170))
+    assert [b.active.tolist() for b in batches] == [[True, True], [True, False], [True, False]]
+    for batch in batches:  # layout [member, group, width]: each block holds its own group's rows
+        rows, valid = batch.rows.view(2, 2, -1), batch.valid.view(2, 2, -1)
+        for k in range(2):
+            for g in range(2):
+                picked = rows[k, g][valid[k, g]]
+                assert (member[picked] == k).all() and (group[picked] == g).all() and picked.numel() <= 64
+    picked = torch.cat([b.rows[b.valid] for b in batches])
+    assert sorted(picked.tolist()) == list(range(190))  # every row once per epoch
+    alone = member_minibatches(group_rows(member[:170], group[:170], 1, 2), [torch.Generator().manual_seed(0)],
+                               batch_size=64)  # member 0 alone draws the same minibatches
+    for together, single in zip(batches, alone, strict=True):
+        assert torch.equal(together.rows.view(2, -1)[0][together.valid.view(2, -1)[0]], single.rows[single.valid])
+    batches = member_minibatches(rows_of, [None, None], num_batches=15)
+    assert len(batches) == 15 and sorted(torch.cat([b.rows[b.valid] for b in batches]).tolist()) == list(range(190))
     with pytest.raises(ValueError, match="exactly one"):
-        group_minibatches(group, 2)
+        member_minibatches(rows_of, [None, None])
 
 
 # ---------------------------------------------------------------------------------------------------- acting
@@ -130,9 +154,7 @@ def test_master_decides_every_n_steps_and_at_episode_starts():
     cfg = compose_cfg("env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
                       "algo.rollout_steps=60")
     spec = protocol_phases(cfg)[0]
-    env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=0)
-    phase = make_mlsh_phase(cfg, spec, env, None)
-    phase.start(seed=0)
+    phase = _learner(cfg, spec, seed=0)
     phase.collect()
     decided = phase.storage.decide[:, 0].nonzero().squeeze(-1).tolist()
     assert decided == [0, 10, 20, 30, 40, 50]  # episodes of 50 steps: step 50 is both a start and a 10th step
@@ -146,9 +168,7 @@ def test_learner_resets_masters_on_schedule_and_updates_subs_only_in_joint_itera
                       "algo.rollout_steps=20", "algo.warmup=2", "algo.joint=1", "algo.ppo_epochs=1",
                       "algo.sub_minibatches=2")
     spec = protocol_phases(cfg)[0]
-    env = make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=0)
-    phase = make_mlsh_phase(cfg, spec, env, None)
-    phase.start(seed=0)
+    phase = _learner(cfg, spec, seed=0)
     assert phase.offsets == [0, 1]  # staggered over the 3-iteration cycle
     sub_before = [p.detach().clone() for p in phase.model.sub_parameters()]
     for _ in range(2):  # iterations 0, 1: warm-up for slot 0 and (longer first warm-up) slot 1
@@ -173,16 +193,12 @@ def test_transfer_copies_sub_policies_exactly_freezes_them_and_trains_fresh_mast
     cfg = compose_cfg("env=moving_bandits", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
                       "algo.rollout_steps=20", "algo.ppo_epochs=1")
     options, transfer = protocol_phases(cfg)
-    env = make_env(cfg, options.slot_tasks, mode=options.mode, envs_per_slot=2, seed=0)
-    learned = make_mlsh_phase(cfg, options, env, None)
-    learned.start(seed=0)
+    learned = _learner(cfg, options, seed=0)
     learned.iterate()
-    env2 = make_env(cfg, transfer.slot_tasks, mode=transfer.mode, envs_per_slot=2, seed=1)
-    phase = make_mlsh_phase(cfg, transfer, env2, learned)
+    phase = _learner(cfg, transfer, seed=1, previous=learned)
     for a, b in zip(learned.model.sub_parameters(), phase.model.sub_parameters()):
         assert torch.equal(a, b) and not b.requires_grad
     master_before = [p.detach().clone() for p in phase.model.master_parameters()]
-    phase.start(seed=1)
     phase.iterate()
     for a, b in zip(learned.model.sub_parameters(), phase.model.sub_parameters()):
         assert torch.equal(a, b)

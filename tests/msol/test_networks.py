@@ -30,6 +30,15 @@ def test_slot_linear_equals_a_loop_over_members_and_slots():
     assert torch.allclose(layer(x, slot), expected, atol=1e-6)
 
 
+def test_grouped_slot_linear_equals_the_forward_of_rows_laid_out_slot_by_slot():
+    layer = SlotLinear(4, 6, 3, generators=[torch.Generator().manual_seed(k) for k in range(2)])
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(2, 4, 5, 6)  # member, slot, row
+    slot = torch.arange(4).repeat_interleave(5).repeat(2)
+    assert torch.allclose(layer.grouped(x).flatten(0, 2), layer(x.flatten(0, 2), slot), atol=1e-6)
+
+
 def test_member_linear_applies_each_members_own_weights():
     layer = MemberLinear(6, 3, 1.0, [torch.Generator().manual_seed(k) for k in range(3)])
     x = torch.randn(12, 6)

@@ -72,6 +72,45 @@ def test_members_match_single_runs_of_their_seeds(float64, env, loss):
         assert [r for _, r in single.episodes[0]] == pytest.approx([r for _, r in population.episodes[member]])
 
 
+def _mlsh_phase(cfg, seeds: list[int]):
+    from baselines.mlsh.entry import make_mlsh_phase
+    from msol.protocol import protocol_phases
+
+    spec = protocol_phases(cfg)[0]
+    env = PopulationEnv([make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=s * 1000)
+                         for s in seeds])
+    phase = make_mlsh_phase(cfg, spec, env, None, [torch.Generator().manual_seed(s) for s in seeds])
+    phase.start(seeds=[s * 1000 for s in seeds])
+    return phase
+
+
+def test_mlsh_members_match_single_runs_of_their_seeds(float64):
+    """MLSH's members make different numbers of PPO steps (each cuts its own macro steps into minibatches of 4;
+    Taxi's episodes end at different times, so members have different numbers of macro steps): a member that has
+    no minibatch left sits out, as its own optimiser would."""
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose("train", overrides=["env=taxi", "algo=mlsh", "algo.hidden=[16]", "algo.warmup=2",
+                                          "algo.joint=1", "algo.rollout_steps=40", "algo.ppo_epochs=2",
+                                          "algo.master_batch_size=4", "algo.sub_minibatches=3",
+                                          "env.hparams.num_slots=3", "env.hparams.envs_per_slot=2"])
+    seeds = [0, 1, 2]
+    population = _mlsh_phase(cfg, seeds)
+    singles = [_mlsh_phase(cfg, [s]) for s in seeds]
+    for _ in range(20):
+        for learner in (population, *singles):
+            learner.iterate()
+        for member, single in enumerate(singles):
+            want, got = single.update_stats[0][-1], population.update_stats[member][-1]
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+    assert any("sub/loss_policy" in row for row in population.update_stats[0])  # joint iterations were crossed
+    steps = population.master_opt.state[population.model.master_pi.layers[0].weight]["step"]
+    assert len(set(steps.tolist())) > 1  # members made different numbers of steps
+    for member, single in enumerate(singles):
+        want, got = single.model.state_dict(), population.model.member(member).state_dict()
+        assert all(torch.allclose(want[k], got[k], rtol=0, atol=1e-9) for k in want)
+        assert [r for _, r in single.episodes[0]] == pytest.approx([r for _, r in population.episodes[member]])
+
+
 def test_changing_one_member_does_not_change_another_members_update():
     cfg = _cfg("moving_bandits")
     a, b = _phase(cfg, [0, 1]), _phase(cfg, [0, 1])
@@ -119,7 +158,7 @@ def test_resume_picks_the_step_every_member_holds(tmp_path):
     from msol.checkpoint import save_atomic
 
     def write(run_dir, name, frames):
-        save_atomic({"format": 4, "metrics_rows": 0, "phase_index": 0, "frames": frames},
+        save_atomic({"format": 5, "metrics_rows": 0, "phase_index": 0, "frames": frames},
                     run_dir / "checkpoints" / f"{name}.pt")
 
     ahead, behind, between = tmp_path / "s0", tmp_path / "s1", tmp_path / "s2"
@@ -155,15 +194,15 @@ def _compose(*overrides: str):
 
 
 def test_learners_of_one_run_train_a_population_one_member_after_another(tmp_path):
-    """MLSH (a learner of one run): members train one after another; ``resume=<first member>`` after member 1 was
-    lost starts it again, and it ends exactly as the first time."""
+    """Option-Critic (a learner of one run): members train one after another; ``resume=<first member>`` after
+    member 1 was lost starts it again, and it ends exactly as the first time."""
     import shutil
     import subprocess
     import sys
 
     from msol.train import train
 
-    overrides = ["env=moving_bandits", "algo=mlsh", "budget_scale=0.0003", "algo.rollout_steps=50",
+    overrides = ["env=moving_bandits", "algo=option_critic", "budget_scale=0.0003",
                  "env.hparams.eval_interval_frames_per_task=500000", "env.hparams.num_slots=2",
                  "env.hparams.envs_per_slot=2", "logger.progress_bar=false", "population=2"]
     first, second = tmp_path / "s0", tmp_path / "s1"

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from msol import plot
 from msol.algorithms import available_algorithms
 from msol.config_check import validate_config
+from msol.sweep_status import planned_runs, status_table, sweep_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,11 +93,13 @@ TINY = ["experiment=mb", "budget=quick", "budget_scale=0.005", "env.hparams.num_
         "env.hparams.envs_per_slot=2", "eval.episodes_per_slot=2", "logger.progress_bar=false", "population=1"]
 
 
-def _multirun(sweep_dir: Path, *overrides: str, timeout: float = 240) -> None:
+def _multirun(sweep_dir: Path, *overrides: str, timeout: float = 240, expect: int = 0
+              ) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="disabled", MUJOCO_GL="egl", HYDRA_FULL_ERROR="1")
     cmd = [sys.executable, "-m", "msol.train", "-m", *TINY, *overrides, f"hydra.sweep.dir={sweep_dir}"]
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == expect, proc.stderr[-3000:]
+    return proc
 
 
 def _last_row(run_dir: Path, phase: str) -> dict:
@@ -131,6 +134,29 @@ def test_quick_sweep_end_to_end_then_plot(tmp_path):
         assert f"(`{algo}`) | 2 (0,1) | {mean:.3f} [" in table
     image = imread(sweep / "returns.png")
     assert image.shape[0] > 200 and image.std() > 0.01
+
+
+def test_rerunning_a_sweep_skips_finished_runs_resumes_checkpointed_ones_and_starts_the_rest(tmp_path):
+    """A sweep stopped at any moment continues with the same command: here seed 0 finished, seed 1 stopped with a
+    checkpoint (its summary.json removed), seed 2 never started."""
+    sweep = tmp_path / "sweep"
+    _multirun(sweep, "algo=a2c", "seed=0,1")
+    runs = [sweep / "moving_bandits" / "a2c" / f"s{seed}" for seed in (0, 1, 2)]
+    finished = (runs[0] / "metrics.jsonl").read_bytes(), (runs[0] / "summary.json").read_bytes()
+    (runs[1] / "summary.json").unlink()
+    status = {row.run_dir.name: row for row in sweep_status(sweep)}
+    assert (status["s0"].state, status["s1"].state, status["s1"].frames_done) == ("done", "resumable", 500)
+    assert {p.name for p, *_ in planned_runs(sweep)} == {"s0", "s1"}  # the jobs of the sweep's multirun.yaml
+    assert "| moving_bandits/a2c/s1 | resumable at 500 | 500 / 500 |" in status_table(list(status.values()), sweep)
+    proc = _multirun(sweep, "algo=a2c", "seed=0,1,2")
+    assert f"{runs[0]} is finished; skipped" in proc.stdout
+    assert f"{runs[1]} continues from its checkpoint" in proc.stdout
+    assert ((runs[0] / "metrics.jsonl").read_bytes(), (runs[0] / "summary.json").read_bytes()) == finished
+    assert all((run / "summary.json").is_file() for run in runs)
+    # A job that finds a run of another configuration in its directory is refused; that run is untouched.
+    proc = _multirun(sweep, "algo=a2c", "seed=0", "algo.lr=0.5", expect=2)
+    assert "holds a run of another configuration (algo.lr:" in proc.stderr and "hydra.sweep.dir" in proc.stderr
+    assert ((runs[0] / "metrics.jsonl").read_bytes(), (runs[0] / "summary.json").read_bytes()) == finished
 
 
 def test_submitit_local_launcher_runs_sweep_jobs(tmp_path):

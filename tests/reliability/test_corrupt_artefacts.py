@@ -143,7 +143,7 @@ def test_checkpoint_of_another_format_is_refused_and_nothing_changes(tmp_path):
     state["format"] = 2
     save_atomic({k: v for k, v in state.items() if k != "sha256"}, latest)
     before = _snapshot(run_dir)
-    with pytest.raises(CheckpointError, match=r"checkpoint format 2, this version of msol reads format 4 only"):
+    with pytest.raises(CheckpointError, match=r"checkpoint format 2, this version of msol reads format 5 only"):
         _resume(cfg, run_dir)
     assert _snapshot(run_dir) == before
     with open(run_dir / "run.lock") as handle:  # the refused resume released the lock
