@@ -13,7 +13,9 @@ Writes ``returns.png``, ``results.md`` and ``results.json`` into the sweep dir (
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import shutil
 import math
 import sys
 from collections.abc import Sequence
@@ -34,6 +36,9 @@ from msol.run import dumps_strict
 PLOT_PHASES = ("transfer/eval", "scratch/eval", "eval")
 METRIC = "return/mean"
 FIGURE_NAME, TABLE_NAME, JSON_NAME = "returns.png", "results.md", "results.json"
+ARCHIVED_METRICS = "metrics.jsonl.gz"
+# What a finished run keeps in the repository (docs/results/<experiment>-<budget>/): enough for figures and tables.
+ARCHIVED_FILES = ("config.yaml", "summary.json", "population.json")
 TABLE_HEADER = ("| algorithm | seeds | final return, mean [95% CI] | frames to 90% of optimum (mean curve) "
                 "| seeds reaching 90% |")
 
@@ -110,13 +115,17 @@ class EnvResult:
 
 # ---------------------------------------------------------------------------------------------- reading runs
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under ``root`` (itself included) that holds both ``config.yaml`` and ``metrics.jsonl``."""
-    return sorted(p.parent for p in Path(root).rglob("metrics.jsonl") if (p.parent / "config.yaml").is_file())
+    """Every directory under ``root`` (itself included) that holds both ``config.yaml`` and ``metrics.jsonl`` (or,
+    archived under docs/results, ``metrics.jsonl.gz``)."""
+    found = {p.parent for pattern in ("metrics.jsonl", ARCHIVED_METRICS) for p in Path(root).rglob(pattern)}
+    return sorted(d for d in found if (d / "config.yaml").is_file())
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    plain = run_dir / "metrics.jsonl"
+    text = plain.read_text() if plain.exists() else gzip.decompress((run_dir / ARCHIVED_METRICS).read_bytes()).decode()
     rows = []
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+    for line in text.splitlines():
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -280,8 +289,12 @@ def finish_dates(results: dict[str, EnvResult]) -> str:
     for res in results.values():
         for a in res.algos.values():
             for d in a.run_dirs:
-                marker = d / "summary.json" if (d / "summary.json").is_file() else d / "metrics.jsonl"
-                stamps.append(datetime.fromtimestamp(marker.stat().st_mtime, tz=timezone.utc))
+                summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else {}
+                if "finished_at" in summary:
+                    stamps.append(datetime.strptime(summary["finished_at"], "%Y-%m-%d %H:%M:%S"))
+                    continue
+                marker = d / "summary.json" if summary else d / "metrics.jsonl"
+                stamps.append(datetime.fromtimestamp(marker.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None))
     first, last = min(stamps).strftime("%Y-%m-%d %H:%M"), max(stamps).strftime("%Y-%m-%d %H:%M")
     return f"{first} – {last} UTC" if first != last else f"{first} UTC"
 
@@ -397,6 +410,29 @@ def plot_sweep(sweep: Path, out: Path | None = None, *, metric: str = METRIC, ph
     return Report(figure, out / TABLE_NAME, out / JSON_NAME, text, results)
 
 
+def archive_runs(sweep: Path, out: Path) -> list[Path]:
+    """Copy what the figures and tables need of every finished run under ``sweep`` (config, summary, population
+    file, metrics gzipped; no checkpoints, no W&B files) to the same relative place under ``out``; returns the
+    archived run directories. A run already archived is replaced. The sweep's ``multirun.yaml`` (its command) goes
+    along unless ``out`` already has one (from another sweep archived there)."""
+    archived = []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    if (Path(sweep) / "multirun.yaml").is_file() and not (Path(out) / "multirun.yaml").exists():
+        shutil.copy2(Path(sweep) / "multirun.yaml", Path(out) / "multirun.yaml")
+    for run_dir in find_run_dirs(sweep):
+        if not (run_dir / "summary.json").is_file() or run_dir.resolve().is_relative_to(Path(out).resolve()):
+            continue
+        target = Path(out) / run_dir.relative_to(sweep)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ARCHIVED_FILES:
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, target / name)  # keeps the finish time msol.plot reports
+        metrics = "\n".join(json.dumps(row) for row in read_metrics(run_dir)) + "\n"
+        (target / ARCHIVED_METRICS).write_bytes(gzip.compress(metrics.encode(), mtime=0))
+        archived.append(target)
+    return archived
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="msol-plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", type=Path, help="sweep directory (searched recursively for run directories)")
@@ -409,7 +445,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--status", action="store_true",
                         help="print where the sweep stands (done / resumable / not started, CPU time left) and exit")
+    parser.add_argument("--archive", type=Path, default=None, metavar="DIR",
+                        help="copy the finished runs' config, summary and gzipped metrics (no checkpoints) to DIR, "
+                             "e.g. docs/results/<experiment>-paper, then plot as usual")
     args = parser.parse_args(argv)
+    if args.archive is not None:
+        if not args.sweep.is_dir():
+            print(f"msol.plot: error: {args.sweep} is not a folder", file=sys.stderr)
+            sys.exit(2)
+        archived = archive_runs(args.sweep, args.archive)
+        size = sum(p.stat().st_size for d in archived for p in d.iterdir())
+        print(f"archived {len(archived)} finished runs to {args.archive} ({size / 1024:.0f} KiB)")
     if args.status:
         from msol.sweep_status import status_table, sweep_status
 

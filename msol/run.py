@@ -175,6 +175,8 @@ class Run:
         payload = {k: to_json_value(v) for k, v in summary.items()}
         payload["wall_time_s"] = time.time() - self._started + float(
             (self._resume_state or {}).get("wall_time_s", 0.0))
+        # The finish time travels with the summary (file times do not survive a git checkout of docs/results).
+        payload["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
         tmp = self.dir / ".summary.json.tmp"
         tmp.write_text(dumps_strict(payload, indent=2))
         os.replace(tmp, self.dir / "summary.json")

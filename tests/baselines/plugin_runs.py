@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 import msol.algorithms
 from msol.train import train
 
-TIMING_KEYS = {"fps", "wall_time_s"}
+TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
 
 
 def composer(algo: str) -> Callable[..., DictConfig]:

@@ -135,6 +135,19 @@ def test_quick_sweep_end_to_end_then_plot(tmp_path):
     image = imread(sweep / "returns.png")
     assert image.shape[0] > 200 and image.std() > 0.01
 
+    # Archived for the repository (docs/results/<experiment>-<budget>): no checkpoints, gzipped metrics, and
+    # msol.plot reads the archive as it reads the sweep.
+    archive = tmp_path / "docs" / "mb-quick"
+    plot.main([str(sweep), "--archive", str(archive), "--out", str(tmp_path / "plots"), "--resamples", "200"])
+    kept = {p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file()}
+    assert kept == {"multirun.yaml"} | {f"moving_bandits/{a}/s{s}/{name}" for a in ("msol", "a2c") for s in (0, 1)
+                                        for name in ("config.yaml", "summary.json", "metrics.jsonl.gz")}
+    plot.main([str(archive), "--resamples", "200"])
+    again = json.loads((archive / "results.json").read_text())["moving_bandits"]
+    assert {a: r["final"] for a, r in again["algos"].items()} == {a: r["final"] for a, r in results["algos"].items()}
+    assert (archive / "results.md").read_text().split("###")[0].split("runs finished")[1] == \
+        table.split("###")[0].split("runs finished")[1]  # finish dates and the sweep's command
+
 
 def test_rerunning_a_sweep_skips_finished_runs_resumes_checkpointed_ones_and_starts_the_rest(tmp_path):
     """A sweep stopped at any moment continues with the same command: here seed 0 finished, seed 1 stopped with a

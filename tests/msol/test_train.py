@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_module
 
 from msol.train import train
 
-TIMING_KEYS = {"fps", "wall_time_s"}
+TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
 
 
 def _cfg(*overrides: str):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-TIMING_KEYS = {"fps", "wall_time_s"}
+TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
 # Moving Bandits, 1% of the paper's budget, 2 slots x 2 envs, a checkpoint after every log row: ~700 updates.
 TINY = ("env=moving_bandits", "budget_scale=0.01", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
         "checkpoint_interval_s=0.0001", "logger.progress_bar=false")
