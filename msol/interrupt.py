@@ -1,15 +1,24 @@
-"""Clean interruption: SIGINT (Ctrl-C) and SIGTERM (how SLURM and submitit preempt and time out jobs).
+"""Clean interruption: SIGINT (Ctrl-C), SIGTERM (how SLURM cancels jobs) and submitit's preemption/timeout
+signal (SIGUSR2 unless ``SUBMITIT_PREEMPT_SIGNAL`` names another).
 
 The first signal only raises a flag; the training loop finishes its current update, writes a checkpoint and raises
 :class:`Interrupted`, and ``python -m msol.train`` prints the ``resume=`` command and exits with ``128 + signal``
-(130 for SIGINT, 143 for SIGTERM). A second Ctrl-C aborts at once (the last checkpoint stays the last good one).
+(130 for SIGINT, 143 for SIGTERM, 140 for SIGUSR2). A second Ctrl-C aborts at once (the last checkpoint stays the last
+good one). Inside a submitit job the preemption signal is then handed to submitit's own handler
+(:func:`hand_over`), which requeues the job; the requeued sweep job finds its run directory and continues it.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType, TracebackType
+
+
+def preemption_signal() -> signal.Signals:
+    """The signal submitit (and its SLURM ``--signal``) sends before a timeout or preemption."""
+    return signal.Signals[f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}"]
 
 
 class Interrupted(Exception):
@@ -25,14 +34,14 @@ class Interrupted(Exception):
 
 
 class StopSignals:
-    """Context manager: while active, SIGINT/SIGTERM set :attr:`signum` instead of stopping the process.
+    """Context manager: while active, SIGINT, SIGTERM and the preemption signal set :attr:`signum` instead of stopping
+    the process.
 
     Outside the main thread (where Python cannot install handlers) it does nothing.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self) -> None:
+        self.signals = (signal.SIGINT, signal.SIGTERM, preemption_signal())
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -47,7 +56,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
+            for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -56,3 +65,13 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def hand_over(signum: int) -> None:
+    """After the checkpoint of an interruption by the preemption signal: call the handler that was installed before
+    ours (submitit's: it requeues the job and exits). Does nothing for other signals or without such a handler."""
+    if signum != preemption_signal():
+        return
+    handler = signal.getsignal(signum)
+    if callable(handler):
+        handler(signum, None)

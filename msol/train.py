@@ -8,9 +8,11 @@ not started, so nothing in the run directory is written before the resume is kno
 Exit status: 0 done (or, on resume, the run was already finished); 2 bad input (config, run directory,
 checkpoint, a resume that would change the run), one line on stderr, no traceback; 3 numerical fault (NaN/inf),
 the last good checkpoint is kept for ``resume=``; 4 the machine refused a write (disk full, read-only file system,
-permission denied): one line naming the path and the cause, the last good checkpoint kept; 130 / 143 interrupted by SIGINT / SIGTERM: the algorithms of the
-protocol loop finish the current update, write a checkpoint and print the ``resume=`` command first
-(``msol.interrupt``).
+permission denied): one line naming the path and the cause, the last good checkpoint kept; 130 / 143 / 140
+interrupted by SIGINT / SIGTERM / SIGUSR2: the algorithms of the protocol loop finish the current update, write a
+checkpoint and print the ``resume=`` command first (``msol.interrupt``; in a submitit job SIGUSR2 requeues the job,
+which then continues its run). Re-running a sweep (``-m``) continues it: finished jobs are skipped, checkpointed ones
+resumed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from msol.algorithms import AlgorithmSpec, get_algorithm
 from msol.checkpoint import CheckpointError, WriteError, write_error
 from msol.config_check import ConfigError, validate_config
-from msol.interrupt import Interrupted
+from msol.interrupt import Interrupted, hand_over
 from msol.numerics import NumericalFault, as_numerical_fault
 from msol.population import (
     POPULATION_FILE,
@@ -257,6 +259,7 @@ def _train_or_exit(cfg: DictConfig) -> float | None:
         sys.exit(4)
     except Interrupted as exc:
         print(f"msol.train: {exc}", file=sys.stderr)
+        hand_over(exc.signum)  # in a submitit job: requeue it (it continues from this checkpoint)
         sys.exit(exc.exit_status)
     except KeyboardInterrupt:  # a second Ctrl-C, or an algorithm outside the protocol loop
         print("msol.train: interrupted; the last checkpoint written (if any) stays the last good one", file=sys.stderr)

@@ -184,6 +184,42 @@ def test_submitit_local_launcher_runs_sweep_jobs(tmp_path):
     assert len(job_logs) == 2  # submitit ran (and pickled the result of) two separate jobs
 
 
+def test_a_preempted_submitit_job_checkpoints_is_requeued_and_continues_its_run(tmp_path):
+    """submitit's preemption/timeout signal (SIGUSR2) to a job: the update in progress finishes, a checkpoint is
+    written, submitit requeues the job, and the requeued job continues its run from that checkpoint, ending with
+    exactly the rows of an uninterrupted run."""
+    import signal
+    import time
+
+    args = ["algo=a2c", "seed=0", "budget_scale=0.02", "checkpoint_interval_s=3600"]
+    _multirun(tmp_path / "reference", *args)
+    reference = _rows(tmp_path / "reference" / "moving_bandits" / "a2c" / "s0")
+    sweep = tmp_path / "sweep"
+    run_dir = sweep / "moving_bandits" / "a2c" / "s0"
+    env = dict(os.environ, WANDB_MODE="disabled", MUJOCO_GL="egl")
+    cmd = [sys.executable, "-m", "msol.train", "-m", *TINY, *args, "hydra/launcher=submitit_local",
+           "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists() and len(_rows(run_dir)) >= 5):
+        time.sleep(0.05)
+    os.kill(int((run_dir / "run.lock").read_text()), signal.SIGUSR2)  # the job's process holds the run's lock
+    output, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, output[-3000:]
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "interrupted by SIGUSR2" in logs and "Requeued job" in logs
+    assert "continues from its checkpoint" in logs
+    assert _strip(_rows(run_dir)) == _strip(reference)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _strip(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("fps", "wall_time_s", "finished_at")} for row in rows]
+
+
 @pytest.mark.slow
 def test_local_joblib_launcher_runs_sweep_jobs_in_parallel(tmp_path):
     sweep = tmp_path / "sweep"
