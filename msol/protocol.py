@@ -93,6 +93,7 @@ class PhaseLearner(Protocol):
 
     model: torch.nn.Module
     frames: int  # frames per task done in this phase (the same for every member)
+    frames_per_iteration: int  # frames per task one ``iterate`` adds (a phase runs whole iterations)
 
     def start(self, seeds: list[int]) -> None: ...  # one env seed per member
     def iterate(self) -> None: ...  # collect experience and update; advances ``frames``
@@ -116,6 +117,7 @@ class SingleRunLearner(Protocol):
 
     model: torch.nn.Module
     frames: int
+    frames_per_iteration: int
     episodes: list[tuple[int, float]]     # (slot, return) of the episodes finished since the last log row
     update_stats: list[dict[str, float]]  # statistics of the updates since the last log row
 
@@ -142,6 +144,10 @@ class SoloLearner:
     @property
     def frames(self) -> int:
         return self.learner.frames
+
+    @property
+    def frames_per_iteration(self) -> int:
+        return self.learner.frames_per_iteration
 
     def start(self, seeds: list[int]) -> None:
         self.learner.start(seeds[0])
@@ -257,6 +263,13 @@ def evaluate_episodes(
     return row
 
 
+def iteration_frames(cfg: DictConfig) -> int:
+    """Frames per task one iteration of a protocol learner adds: every env of a slot steps ``algo.n_steps`` times
+    (MLSH: ``algo.rollout_steps``). A phase runs whole iterations, so its budget is rounded up to a multiple."""
+    steps = OmegaConf.select(cfg, "algo.rollout_steps", default=None) or cfg.algo.n_steps
+    return int(steps) * int(cfg.algo.envs_per_slot)
+
+
 def log_intervals(cfg: DictConfig, spec: PhaseSpec) -> tuple[int, int]:
     """(log, eval) intervals in frames per task: the configured ones, shortened so that a short (reduced-budget)
     phase still gets at least 50 log rows and 10 evaluations."""
@@ -285,7 +298,13 @@ def run_protocol(runs: list[Run], make_learner: MakeLearner, phases: list[PhaseS
     global_offset = sum(p.frames_per_task for p in phases[:start_phase])
     done_in_phase = int(resume["frames"]) if resume else 0
     members = f" ×{len(runs)} seeds" if len(runs) > 1 else ""
-    runs[0].start_progress(sum(p.frames_per_task for p in phases), initial=global_offset + done_in_phase,
+    step = iteration_frames(cfg)
+    run_to = [-(-p.frames_per_task // step) * step for p in phases]  # phases run whole iterations
+    for spec, frames in list(zip(phases, run_to, strict=True))[start_phase:]:
+        if frames != spec.frames_per_task:  # said before the run starts, and counted on the bar
+            runs[0].announce(f"msol.train: phase {spec.name}: {spec.frames_per_task:,} frames per task configured, "
+                             f"{frames:,} run (whole iterations of {step:,} frames per task)")
+    runs[0].start_progress(sum(run_to), initial=sum(run_to[:start_phase]) + done_in_phase,
                            desc=f"{cfg.algo.name}/{cfg.env.name}{members}")
     # The summary is part of the state: a run resumed in transfer must still report its option-learning results.
     summaries = [dict(state.get("summary", {})) if state else {} for state in resumes]
@@ -334,6 +353,9 @@ def _run_phases(cfg: DictConfig, pop: _Population, make_learner: MakeLearner, ph
             resumes = None
         else:
             learner.start(seeds=[seed * 1000 + index for seed in pop.seeds])
+        if learner.frames_per_iteration != iteration_frames(cfg):
+            raise RuntimeError(f"{type(learner).__name__} adds {learner.frames_per_iteration} frames per task per "
+                               f"iteration; msol.protocol.iteration_frames says {iteration_frames(cfg)}")
         log_every, eval_every = log_intervals(cfg, spec)
         t0, f0 = time.time(), learner.frames
         while learner.frames < spec.frames_per_task:

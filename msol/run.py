@@ -136,6 +136,12 @@ class Run:
             self._bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()},
                                   refresh=False)
 
+    def announce(self, line: str) -> None:
+        """One line for the person running this: on stdout and in ``train.log``."""
+        print(line, flush=True)
+        with (self.dir / "train.log").open("a") as handle:
+            handle.write(line + "\n")
+
     def close_progress(self) -> None:
         if self._bar is not None:
             self._bar.close()

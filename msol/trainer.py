@@ -165,7 +165,7 @@ class MSOLPhase:
             self.z_prev, self.first = step.z, done
             if self.observe_prev_action:
                 self.prev_action = torch.where(done > 0, -1, step.action)
-        self.frames += self.n_steps * self.env.per_member // self.spec.num_slots
+        self.frames += self.frames_per_iteration
 
     def _values_at(self, rows: torch.Tensor, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``V(obs, z)`` for some env rows only (time-limit bootstraps), padded to equal member blocks."""
@@ -293,6 +293,10 @@ class MSOLPhase:
     @property
     def model(self) -> HierarchicalPolicy:
         return self.policy
+
+    @property
+    def frames_per_iteration(self) -> int:
+        return self.n_steps * self.env.per_member // self.spec.num_slots
 
     def iterate(self) -> None:
         self.maybe_reset_slots()

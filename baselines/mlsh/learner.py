@@ -138,6 +138,10 @@ class MLSHPhase:
             if "MovingBandits" in str(cfg.env.id) else None for seed in member_seeds(cfg)[:S]]
 
     # ------------------------------------------------------------------ PhaseLearner
+    @property
+    def frames_per_iteration(self) -> int:
+        return self.T * self.env.per_member // self.num_slots
+
     def start(self, seeds: list[int]) -> None:
         self.obs = torch.as_tensor(self.env.reset(seeds), dtype=torch.get_default_dtype())
         self.first[:] = True
@@ -189,7 +193,7 @@ class MLSHPhase:
             self.z = step.z
             self.since_decision = torch.where(decide, 1, self.since_decision + 1)
             self.first = torch.as_tensor(out.terminated | out.truncated)
-        self.frames += self.T * self.env.per_member // self.num_slots
+        self.frames += self.frames_per_iteration
 
     @torch.no_grad()
     def _values_at(self, rows: torch.Tensor, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -95,6 +95,10 @@ class OptionCriticPhase:
         self.update_stats: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ PhaseLearner
+    @property
+    def frames_per_iteration(self) -> int:
+        return self.n_steps * self.num_envs // self.num_slots
+
     def start(self, seed: int) -> None:
         self.obs = torch.as_tensor(self.env.reset(seed=seed), dtype=torch.float32)
         self.first[:] = True
@@ -120,7 +124,7 @@ class OptionCriticPhase:
             self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
             self.option = option
             self.first = torch.as_tensor(out.terminated | out.truncated)
-        self.frames += self.n_steps * self.num_envs // self.num_slots
+        self.frames += self.frames_per_iteration
 
     def update(self) -> None:
         st, a, T = self.storage, self.a, self.n_steps

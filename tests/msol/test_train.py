@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,6 +212,23 @@ def test_a_fresh_run_into_a_finished_runs_directory_is_refused_before_hydra_writ
     result = _cli(*TINY, f"run_dir={run}", cwd=tmp_path)
     assert result.returncode == 2 and "already holds a checkpoint" in result.stderr
     assert _tree_bytes(run) == before
+
+
+def test_a_budget_that_is_not_whole_iterations_is_announced_and_counted(tmp_path, capsys):
+    """7 steps × 2 envs per slot = 14 frames per task per iteration; option learning's 6,000 frames per task run as
+    429 iterations = 6,006: said before the phase starts (stdout and train.log), and the progress bar counts them."""
+    run = tmp_path / "run"
+    train(_cfg(*[o for o in TINY if not o.startswith("logger.progress_bar")], "logger.progress_bar=true",
+               "algo.n_steps=7"), run_dir=run)
+    out, err = capsys.readouterr()
+    line = "msol.train: phase options: 6,000 frames per task configured, 6,006 run (whole iterations of 14 frames " \
+           "per task)"
+    assert line in out.splitlines() and line in (run / "train.log").read_text().splitlines()
+    options = [r for r in _rows(run) if r["phase"] == "options"]
+    assert options[-1]["frames_per_task"] == 6006
+    final = err.replace("\r", "\n").splitlines()
+    totals = {m.split("/")[1] for m in re.findall(r"\|\s*[0-9.]+k?/[0-9.]+k? frames per task", "\n".join(final))}
+    assert len(totals) == 1  # one total from the start, which the bar reaches
 
 
 def test_progress_bar_shows_one_labelled_speed(tmp_path, capsys):
