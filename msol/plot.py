@@ -413,11 +413,12 @@ def plot_sweep(sweep: Path, out: Path | None = None, *, metric: str = METRIC, ph
 def archive_runs(sweep: Path, out: Path) -> list[Path]:
     """Copy what the figures and tables need of every finished run under ``sweep`` (config, summary, population
     file, metrics gzipped; no checkpoints, no W&B files) to the same relative place under ``out``; returns the
-    archived run directories. A run already archived is replaced. The sweep's ``multirun.yaml`` (its command) goes
-    along unless ``out`` already has one (from another sweep archived there)."""
+    archived run directories. A run already archived is replaced. The sweep's ``multirun.yaml`` (its command, which
+    ``msol.plot`` prints) goes along only into an empty ``out``: an archive that gathers several sweeps has no single
+    command (docs/results.md names each)."""
     archived = []
     Path(out).mkdir(parents=True, exist_ok=True)
-    if (Path(sweep) / "multirun.yaml").is_file() and not (Path(out) / "multirun.yaml").exists():
+    if (Path(sweep) / "multirun.yaml").is_file() and not find_run_dirs(out):
         shutil.copy2(Path(sweep) / "multirun.yaml", Path(out) / "multirun.yaml")
     for run_dir in find_run_dirs(sweep):
         if not (run_dir / "summary.json").is_file() or run_dir.resolve().is_relative_to(Path(out).resolve()):
