@@ -17,6 +17,7 @@ previous option ``z_{t-1}`` terminates.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -94,7 +95,7 @@ class MSOLAgent(nn.Module):
     def __init__(self, obs_dim: int, num_actions: int, args: Args) -> None:
         super().__init__()
         widths = [obs_dim, *args.hidden]
-        self.trunk = nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in
+        self.trunk = nn.Sequential(*[m for a, b in itertools.pairwise(widths) for m in
                                      (init_linear(nn.Linear(a, b), math.sqrt(2)), nn.ReLU())])
         self.option_embed = init_linear(nn.Linear(args.num_options, args.option_embedding), 1.0)
         self.option_layer = init_linear(nn.Linear(widths[-1] + args.option_embedding, args.encoder_output_size),
@@ -184,7 +185,9 @@ def a2c_loss(agent: MSOLAgent, batch: Batch, slot: torch.Tensor, last_value: tor
              beta: float, entropy_coef: float) -> torch.Tensor:
     """``mean(λ_V L_V + λ_A L_A + λ_P L_P + L_H)`` over every row of every slot."""
     T, B = batch.reward.shape
-    rows = lambda x: x.reshape(T * B, *x.shape[2:])  # noqa: E731 - [T, B] -> [T·B]
+    def rows(x: torch.Tensor) -> torch.Tensor:  # [T, B, ...] -> [T·B, ...]
+        return x.reshape(T * B, *x.shape[2:])
+
     out = agent(rows(batch.obs), rows(batch.z_prev), rows(batch.z), slot.repeat(T))
     q_L, p_L = Categorical(logits=out["intra"]), Categorical(logits=out["prior_intra"])
     q_H = Categorical(logits=out["master"])

@@ -149,8 +149,9 @@ def status_table(rows: list[RunStatus], sweep: Path) -> str:
         lines.append(f"| {row.run_dir.relative_to(sweep)} | {state} | {frames} / {total} | {_hours(row.seconds)} | "
                      f"{_hours(left)} |")
     note = f" ({unknown} runs without an estimate)" if unknown else ""
-    lines += ["", f"Estimated CPU time left: {_hours(left_total)}{note}, one process per population, on a core like "
-              "the one that ran them. Continue with the sweep's own command (finished runs are skipped)."]
+    summary = (f"Estimated CPU time left: {_hours(left_total)}{note}, one process per population, on a core like "
+               "the one that ran them. Continue with the sweep's own command (finished runs are skipped).")
+    lines += ["", summary]
     return "\n".join(lines)
 
 
