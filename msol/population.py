@@ -119,6 +119,27 @@ class PopulationEnv:
             env.close()
 
 
+class MemberRecords:
+    """What a population learner gathers per member between two log rows: the (slot, return) of finished episodes
+    and the statistics of each update. ``pending``/``restore_pending`` are the protocol's access to them (a
+    checkpoint written between two rows carries them, so a resumed run logs the same rows)."""
+
+    def __init__(self, members: int) -> None:
+        self.episodes: list[list[tuple[int, float]]] = [[] for _ in range(members)]
+        self.update_stats: list[list[dict[str, float]]] = [[] for _ in range(members)]
+
+    def clear_records(self) -> None:
+        self.episodes = [[] for _ in self.episodes]
+        self.update_stats = [[] for _ in self.update_stats]
+
+    def pending(self, member: int) -> dict[str, list]:
+        return {"episodes": list(self.episodes[member]), "update_stats": list(self.update_stats[member])}
+
+    def restore_pending(self, member: int, pending: dict[str, list]) -> None:
+        self.episodes[member] = [tuple(e) for e in pending.get("episodes", [])]
+        self.update_stats[member] = list(pending.get("update_stats", []))
+
+
 def member_blocks(rows: torch.Tensor, per_member: int, members: int) -> tuple[torch.Tensor, int]:
     """Where some rows of a batch (sorted indices ``rows``, e.g. the envs whose episode was cut) go in a padded
     batch of ``members`` equal blocks of ``width`` rows: ``(positions, width)``. The layers need equal member blocks;

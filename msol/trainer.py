@@ -38,6 +38,7 @@ from msol.networks import Generators, HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
 from msol.option_probe import same_goal_fraction
 from msol.population import (
+    MemberRecords,
     PopulationEnv,
     clip_grad_norm_per_member,
     load_optimizer_members,
@@ -58,7 +59,7 @@ from msol.schedules import anneal_then_hold
 from msol.storage import Rollout, member_major, time_major
 
 
-class MSOLPhase:
+class MSOLPhase(MemberRecords):
     """One phase (option learning or transfer) of MSOL on the members' batched multitask envs: ``collect`` /
     ``update``. Rows are member-major: member ``k`` owns rows ``k·n … (k+1)·n − 1`` of every step."""
 
@@ -93,9 +94,7 @@ class MSOLPhase:
         self.z_prev = torch.zeros(self.num_envs, dtype=torch.long)
         self.first = torch.ones(self.num_envs)
         self.prev_action = torch.full((self.num_envs,), -1, dtype=torch.long)  # read only with observe_prev_action
-        # Per member: (slot, return) of the episodes finished since the last log row, and the updates' statistics.
-        self.episodes: list[list[tuple[int, float]]] = [[] for _ in range(self.members)]
-        self.update_stats: list[list[dict[str, float]]] = [[] for _ in range(self.members)]
+        MemberRecords.__init__(self, self.members)
         self.slot_resets_done = np.zeros(spec.num_slots, dtype=np.int64)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -335,16 +334,8 @@ class MSOLPhase:
             rows.append({**mean_stats(self.update_stats[member]), **episode_row(self.episodes[member], env.slot_tasks),
                          **option_layer_stats(self.policy.member(member), obs[:, member].flatten(0, 1), slot,
                                               env.slot_tasks)})
-        self.episodes = [[] for _ in range(self.members)]
-        self.update_stats = [[] for _ in range(self.members)]
+        self.clear_records()
         return rows
-
-    def pending(self, member: int) -> dict[str, list]:
-        return {"episodes": list(self.episodes[member]), "update_stats": list(self.update_stats[member])}
-
-    def restore_pending(self, member: int, pending: dict[str, list]) -> None:
-        self.episodes[member] = [tuple(e) for e in pending.get("episodes", [])]
-        self.update_stats[member] = list(pending.get("update_stats", []))
 
     def state_dict(self, member: int) -> dict[str, Any]:
         """Member ``member``'s state: exactly what a single run of its seed checkpoints."""

@@ -43,6 +43,7 @@ from msol.member_adam import MemberAdam
 from msol.networks import Generators
 from msol.numerics import check_finite
 from msol.population import (
+    MemberRecords,
     PopulationEnv,
     categorical_draw,
     load_optimizer_members,
@@ -102,7 +103,7 @@ def _masters(policy: MLSHPolicy, obs: torch.Tensor, slot: torch.Tensor, envs_per
     return Categorical(logits=dist.logits.flatten(0, 2)), value.flatten()
 
 
-class MLSHPhase:
+class MLSHPhase(MemberRecords):
     """One protocol phase of MLSH for every member of a population (see the module docstring); a ``PhaseLearner``."""
 
     def __init__(self, cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, policy: MLSHPolicy,
@@ -131,8 +132,7 @@ class MLSHPhase:
         self.z = torch.zeros(self.num_envs, dtype=torch.long)
         self.since_decision = torch.zeros(self.num_envs, dtype=torch.long)
         self.first = torch.ones(self.num_envs, dtype=torch.bool)
-        self.episodes: list[list[tuple[int, float]]] = [[] for _ in range(S)]
-        self.update_stats: list[list[dict[str, float]]] = [[] for _ in range(S)]
+        MemberRecords.__init__(self, S)
         self.probe_envs: list[MultitaskEnv | None] = [
             make_env(cfg, [env.tasks[0]], mode="train", envs_per_slot=PROBE_LAYOUTS, seed=seed)
             if "MovingBandits" in str(cfg.env.id) else None for seed in member_seeds(cfg)[:S]]
@@ -317,8 +317,7 @@ class MLSHPhase:
             row.update(episode_row(self.episodes[member], env.slot_tasks))
             row["iteration"] = self.iteration
             rows.append(row)
-        self.episodes = [[] for _ in range(self.members)]
-        self.update_stats = [[] for _ in range(self.members)]
+        self.clear_records()
         return rows
 
     def finish_phase(self, member: int, run: Run) -> dict[str, float]:
@@ -359,13 +358,6 @@ class MLSHPhase:
         if (probe_env := self.probe_envs[member]) is not None:
             row.update(diversity_metrics(*sub_policy_destinations(policy, probe_env, seed=seed)))
         return row
-
-    def pending(self, member: int) -> dict[str, list]:
-        return {"episodes": list(self.episodes[member]), "update_stats": list(self.update_stats[member])}
-
-    def restore_pending(self, member: int, pending: dict[str, list]) -> None:
-        self.episodes[member] = [tuple(e) for e in pending.get("episodes", [])]
-        self.update_stats[member] = list(pending.get("update_stats", []))
 
     def state_dict(self, member: int) -> dict[str, Any]:
         """Member ``member``'s state: exactly what a single run of its seed checkpoints."""

@@ -45,29 +45,26 @@ def _phase(cfg, seeds: list[int]):
     return phase
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 @pytest.mark.parametrize("env,loss", [("moving_bandits", "a2c"), ("taxi", "a2c"), ("moving_bandits", "ppo")])
 def test_members_match_single_runs_of_their_seeds(float64, env, loss):
     cfg = _cfg(env, f"algo.loss={loss}", "algo.ppo_minibatches=2", "algo.ppo_epochs=2")
     seeds = [0, 1, 2]
     population = _phase(cfg, seeds)
-    singles = [_phase(cfg, [s]) for s in seeds]
-    for _ in range(20):
+    _train_and_compare(population, [_phase(cfg, [s]) for s in seeds])
+    assert population.slot_resets_done.sum() > 3  # the resets were crossed
+
+
+def _train_and_compare(population, singles, updates: int = 20) -> None:
+    """``updates`` iterations of the population and of each member's single run: every update's statistics, then
+    the parameters and the episodes' returns, agree to 1e-9."""
+    for _ in range(updates):
         for learner in (population, *singles):
             learner.iterate()
         for member, single in enumerate(singles):
             want, got = single.update_stats[0][-1], population.update_stats[member][-1]
             assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
-    assert population.slot_resets_done.sum() > 3  # the resets were crossed
     for member, single in enumerate(singles):
-        want, got = single.policy.state_dict(), population.policy.member(member).state_dict()
+        want, got = single.model.state_dict(), population.model.member(member).state_dict()
         assert all(torch.allclose(want[k], got[k], rtol=0, atol=1e-9) for k in want)
         assert [r for _, r in single.episodes[0]] == pytest.approx([r for _, r in population.episodes[member]])
 
@@ -95,20 +92,10 @@ def test_mlsh_members_match_single_runs_of_their_seeds(float64):
                                           "env.hparams.num_slots=3", "env.hparams.envs_per_slot=2"])
     seeds = [0, 1, 2]
     population = _mlsh_phase(cfg, seeds)
-    singles = [_mlsh_phase(cfg, [s]) for s in seeds]
-    for _ in range(20):
-        for learner in (population, *singles):
-            learner.iterate()
-        for member, single in enumerate(singles):
-            want, got = single.update_stats[0][-1], population.update_stats[member][-1]
-            assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+    _train_and_compare(population, [_mlsh_phase(cfg, [s]) for s in seeds])
     assert any("sub/loss_policy" in row for row in population.update_stats[0])  # joint iterations were crossed
     steps = population.master_opt.state[population.model.master_pi.layers[0].weight]["step"]
     assert len(set(steps.tolist())) > 1  # members made different numbers of steps
-    for member, single in enumerate(singles):
-        want, got = single.model.state_dict(), population.model.member(member).state_dict()
-        assert all(torch.allclose(want[k], got[k], rtol=0, atol=1e-9) for k in want)
-        assert [r for _, r in single.episodes[0]] == pytest.approx([r for _, r in population.episodes[member]])
 
 
 def test_changing_one_member_does_not_change_another_members_update():

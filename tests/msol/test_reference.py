@@ -15,14 +15,6 @@ ARGS = Args(num_options=3, num_slots=4, envs_per_slot=2, hidden=(16, 12), option
 OBS_DIM, ACTIONS = 5, 4
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 def _pairs(policy: HierarchicalPolicy, agent: MSOLAgent) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
     """(package parameter view, reference parameter, how) for every parameter of the reference."""
     pairs = []

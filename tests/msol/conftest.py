@@ -1,0 +1,15 @@
+"""Fixtures shared by the MSOL tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def float64():
+    """Default dtype float64 for the test (exact comparisons of two computations of the same thing)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
