@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import shutil
 import math
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
