@@ -48,7 +48,6 @@ from msol.population import (
     categorical_draw,
     load_optimizer_members,
     member_blocks,
-    member_seeds,
     member_uniforms,
     optimizer_member_state,
 )
@@ -135,7 +134,7 @@ class MLSHPhase(MemberRecords):
         MemberRecords.__init__(self, S)
         self.probe_envs: list[MultitaskEnv | None] = [
             make_env(cfg, [env.tasks[0]], mode="train", envs_per_slot=PROBE_LAYOUTS, seed=seed)
-            if "MovingBandits" in str(cfg.env.id) else None for seed in member_seeds(cfg)[:S]]
+            if "MovingBandits" in str(cfg.env.id) else None for seed in range(int(cfg.seed), int(cfg.seed) + S)]
 
     # ------------------------------------------------------------------ PhaseLearner
     @property
