@@ -410,9 +410,10 @@ def plot_sweep(sweep: Path, out: Path | None = None, *, metric: str = METRIC, ph
     return Report(figure, out / TABLE_NAME, out / JSON_NAME, text, results)
 
 
-def archive_runs(sweep: Path, out: Path) -> list[Path]:
+def archive_runs(sweep: Path, out: Path, include_unfinished: bool = False) -> list[Path]:
     """Copy what the figures and tables need of every finished run under ``sweep`` (config, summary, population
-    file, metrics gzipped; no checkpoints, no W&B files) to the same relative place under ``out``; returns the
+    file, metrics gzipped; no checkpoints, no W&B files) to the same relative place under ``out``; with
+    ``include_unfinished`` also the runs still going (their metrics so far, no summary: partial results); returns the
     archived run directories. A run already archived is replaced. The sweep's ``multirun.yaml`` (its command, which
     ``msol.plot`` prints) goes along only into an empty ``out``: an archive that gathers several sweeps has no single
     command (docs/results.md names each)."""
@@ -421,7 +422,8 @@ def archive_runs(sweep: Path, out: Path) -> list[Path]:
     if (Path(sweep) / "multirun.yaml").is_file() and not find_run_dirs(out):
         shutil.copy2(Path(sweep) / "multirun.yaml", Path(out) / "multirun.yaml")
     for run_dir in find_run_dirs(sweep):
-        if not (run_dir / "summary.json").is_file() or run_dir.resolve().is_relative_to(Path(out).resolve()):
+        finished = (run_dir / "summary.json").is_file()
+        if not (finished or include_unfinished) or run_dir.resolve().is_relative_to(Path(out).resolve()):
             continue
         target = Path(out) / run_dir.relative_to(sweep)
         target.mkdir(parents=True, exist_ok=True)
@@ -448,13 +450,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="print where the sweep stands (done / resumable / not started, CPU time left) and exit")
     parser.add_argument("--archive", type=Path, default=None, metavar="DIR",
                         help="copy the finished runs' config, summary and gzipped metrics (no checkpoints) to DIR, "
-                             "e.g. docs/results/<experiment>-paper, then plot as usual")
+                             "e.g. docs/results/<experiment>-paper (with --include-unfinished also the metrics of "
+                             "runs still going), then plot as usual")
     args = parser.parse_args(argv)
     if args.archive is not None:
         if not args.sweep.is_dir():
             print(f"msol.plot: error: {args.sweep} is not a folder", file=sys.stderr)
             sys.exit(2)
-        archived = archive_runs(args.sweep, args.archive)
+        archived = archive_runs(args.sweep, args.archive, include_unfinished=args.include_unfinished)
         size = sum(p.stat().st_size for d in archived for p in d.iterdir())
         print(f"archived {len(archived)} finished runs to {args.archive} ({size / 1024:.0f} KiB)")
     if args.status:
