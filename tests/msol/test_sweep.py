@@ -161,6 +161,10 @@ def test_rerunning_a_sweep_skips_finished_runs_resumes_checkpointed_ones_and_sta
     assert (status["s0"].state, status["s1"].state, status["s1"].frames_done) == ("done", "resumable", 500)
     assert {p.name for p, *_ in planned_runs(sweep)} == {"s0", "s1"}  # the jobs of the sweep's multirun.yaml
     assert "| moving_bandits/a2c/s1 | resumable at 500 | 500 / 500 |" in status_table(list(status.values()), sweep)
+    assert [d.name for d in plot.archive_runs(sweep, tmp_path / "finished")] == ["s0"]
+    partial = plot.archive_runs(sweep, tmp_path / "partial", include_unfinished=True)
+    assert [d.name for d in partial] == ["s0", "s1"] and not (partial[1] / "summary.json").exists()
+    assert (partial[1] / "metrics.jsonl.gz").exists() and not (partial[1] / "checkpoints").exists()
     proc = _multirun(sweep, "algo=a2c", "seed=0,1,2")
     assert f"{runs[0]} is finished; skipped" in proc.stdout
     assert f"{runs[1]} continues from its checkpoint" in proc.stdout
