@@ -9,7 +9,7 @@ $(PY):
 	python3 -m venv $(VENV)
 
 # torch first: 2.13.0 is the CPU build on this machine's disk; the package's torch range accepts it.
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'

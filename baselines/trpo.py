@@ -19,7 +19,7 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
-from baselines.trust_pcl.reporting import Reporter, make_run_env
+from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
 from msol.algorithms import register_algorithm
 from msol.run import Run
 

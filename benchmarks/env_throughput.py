@@ -28,13 +28,13 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import envs
+from msol import envs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADING = "## Environment throughput"
 TARGET_RATIO, TARGET_ENVS = 100.0, 1024
 NOTES = (
-    "Batched = `envs.make_multitask_vector_env(...)` stepped through `MultitaskVectorEnv.step` (same-step "
+    "Batched = `msol.envs.make_multitask_vector_env(...)` stepped through `MultitaskVectorEnv.step` (same-step "
     "autoreset, episode statistics, infos); Taxi uses 8 task slots, Moving Bandits 2. Taxi-v4 = "
     '`gymnasium.make("Taxi-v4")` stepped one env at a time with `reset()` on episode end. Ratio = best round / '
     "best round of Taxi-v4 in the same run. The machine is shared (2 cores, other jobs running), so absolute "

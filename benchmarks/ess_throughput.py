@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from envs.ess import (
+from msol.envs.ess import (
     ESSAttackerEnv,
     ESSDefenderEnv,
     make_attacker,

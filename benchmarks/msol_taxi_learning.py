@@ -41,7 +41,7 @@ def read_seed(run_dir: Path) -> dict:
 def task_table(results: dict[int, dict]) -> list[str]:
     """Final transfer return per task and seed against that task's own optimum (test starts): the issue's
     "no task below 50% of its own optimum" target. Evaluation: 4 episodes per task."""
-    from envs.optimal import taxi_optimal_returns
+    from msol.envs.optimal import taxi_optimal_returns
 
     optimum = taxi_optimal_returns("8x8", "test")
     seeds = sorted(results)

@@ -24,7 +24,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-import envs  # noqa: F401
+from msol import envs  # noqa: F401
 from benchmarks._runs import ROOT, replace_section
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
@@ -45,7 +45,7 @@ def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
     # and a compiled learner can be interleaved in one process.
     evaluate = torch.compile(msol.losses.evaluate, dynamic=False) if compile_loss else msol.losses.evaluate
     msol.trainer.evaluate = evaluate
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "algo=msol"])
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
     env = make_env(cfg, tasks, mode="train", envs_per_slot=3, seed=0)

@@ -27,7 +27,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from baselines.mlsh.entry import make_mlsh_phase
+from msol.baselines.mlsh.entry import make_mlsh_phase
 from benchmarks._runs import ROOT, replace_section
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
@@ -43,7 +43,7 @@ LABELS = {"moving_bandits": "MSOL moving_bandits", "taxi": "MSOL taxi", "mlsh_mo
 
 def make_learner(setting: str, members: int):
     """The option-learning phase of ``members`` seeds (0 …), warmed up; returns a function running it for a while."""
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=SETTINGS[setting])
     mlsh = cfg.algo.name == "mlsh"
     spec = (protocol_phases(cfg) if mlsh else build_phases(cfg, task_names(cfg)))[0]

@@ -2,13 +2,13 @@
 
 Each family implements one ``BatchedCore`` that steps ``num_envs`` environments at once with array operations only.
 The single gymnasium environment of a family (``CoreEnv`` subclass) is that same core with ``num_envs=1``, and
-``envs.vector.MultitaskVectorEnv`` drives it with ``num_envs=N``: single and batched dynamics cannot drift apart.
+``msol.envs.vector.MultitaskVectorEnv`` drives it with ``num_envs=N``: single and batched dynamics cannot drift apart.
 
 Conventions shared by every core:
 - a task is an index into ``core.tasks``; ``requested_task[e] == -1`` means "draw a task uniformly at each reset";
 - the time limit lives in the core (``max_episode_steps``): ``truncated`` is True on the step that reaches it unless
   that step also terminates the episode (termination wins, so a learner never bootstraps through a real ending);
-- random start states come from ``envs._rng.CounterRNG`` draws (``num_draws`` per episode); draw 0 is the task.
+- random start states come from ``msol.envs._rng.CounterRNG`` draws (``num_draws`` per episode); draw 0 is the task.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs._rng import CounterRNG, normalize_seeds, uniform_integers
+from msol.envs._rng import CounterRNG, normalize_seeds, uniform_integers
 
 MODES = ("train", "test")
 RANDOM_TASK = -1

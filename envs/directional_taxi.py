@@ -7,7 +7,7 @@ authors' code cycles headings down -> up -> right -> left, which is not a geomet
 
 from __future__ import annotations
 
-from envs.taxi import TaxiFamilyCore, TaxiFamilyEnv
+from msol.envs.taxi import TaxiFamilyCore, TaxiFamilyEnv
 
 HEADINGS: tuple[tuple[int, int], ...] = ((0, -1), (1, 0), (0, 1), (-1, 0))  # N, E, S, W as (dx, dy)
 HEADING_SYMBOLS = "^>v<"
@@ -33,7 +33,7 @@ class DirectionalTaxiCore(TaxiFamilyCore):
 class DirectionalTaxiEnv(TaxiFamilyEnv):
     """Taxi whose taxi faces a heading (uniform at start) and moves forward or rotates by 90°.
 
-    Args: as ``envs.taxi.TaxiEnv`` (``task`` ``"<pickup>-<dropoff>"`` or None for random at each reset, ``mode``
+    Args: as ``msol.envs.taxi.TaxiEnv`` (``task`` ``"<pickup>-<dropoff>"`` or None for random at each reset, ``mode``
     "train"/"test", ``grid``, ``render_mode``).
 
     Observation: float32 one-hot of ``(heading * 2 + passenger) * num_cells + cell`` (288 on the 8x8 map).

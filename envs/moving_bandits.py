@@ -3,7 +3,7 @@
 The agent starts at (200, 200) with two goals drawn uniformly in [0, 400]^2 at every reset; it is rewarded 1 at every
 step at which, after moving, it is strictly within distance 50 (Euclidean, ``< 50``, as in the authors' and MLSH's
 code) of the CORRECT goal. Which goal is correct is the task and is not observed, so a task-blind policy can at best
-commit to one goal (the "local minimum", about half the optimal return; see ``envs.optimal``).
+commit to one goal (the "local minimum", about half the optimal return; see ``msol.envs.optimal``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.core import BatchedCore, CoreEnv
+from msol.envs.core import BatchedCore, CoreEnv
 
 ARENA = 400.0
 START = (200.0, 200.0)

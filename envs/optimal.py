@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.core import check_mode
-from envs.directional_taxi import DirectionalTaxiCore
-from envs.moving_bandits import ARENA, GOAL_RADIUS, START, STEP_SIZE, MovingBanditsCore
-from envs.taxi import DELIVERY_REWARD, STEP_REWARD, TaxiCore, TaxiFamilyCore, TaxiMap
+from msol.envs.core import check_mode
+from msol.envs.directional_taxi import DirectionalTaxiCore
+from msol.envs.moving_bandits import ARENA, GOAL_RADIUS, START, STEP_SIZE, MovingBanditsCore
+from msol.envs.taxi import DELIVERY_REWARD, STEP_REWARD, TaxiCore, TaxiFamilyCore, TaxiMap
 
 
 def steps_to_deliver(core: TaxiFamilyCore) -> np.ndarray:
@@ -114,8 +114,8 @@ def moving_bandits_policy_return(
 
 
 def optimal_returns_markdown(mb_resolution: int = 1000, mb_episodes: int = 100_000, seed: int = 0) -> str:
-    """The optimal-return tables of docs/envs.md (``python -m envs.optimal``)."""
-    from envs.taxi import TAXI_MAPS
+    """The optimal-return tables of docs/envs.md (``python -m msol.envs.optimal``)."""
+    from msol.envs.taxi import TAXI_MAPS
 
     lines = [
         "| grid | Taxi test | Taxi train | Directional Taxi test | Directional Taxi train |",

@@ -4,7 +4,7 @@ The Taxi family and Moving Bandits keep their 50-step limit inside the env (so t
 are registered with ``max_episode_steps=None``; the Swimmer keeps Swimmer-v5's 1000 steps via TimeLimit.
 
 Other modules add ids with ``register_env`` so that ``list_envs`` describes them; the ESS games come from
-``envs.ess.register_ess()`` when that package exists (it may call ``register_env``).
+``msol.envs.ess.register_ess()`` when that package exists (it may call ``register_env``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def list_envs() -> dict[str, str]:
     return listing
 
 
-_TAXI = "envs.taxi:TaxiEnv"
+_TAXI = "msol.envs.taxi:TaxiEnv"
 _CORE_ENVS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
     ("Taxi-v0", _TAXI, {}, "Taxi, the MSOL paper's 8x8 map: 12 pickup-dropoff tasks, one-hot obs (72), 6 actions"),
     ("Taxi8x8Moved-v0", _TAXI, {"grid": "8x8-moved"},
@@ -50,9 +50,9 @@ _CORE_ENVS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
     ("Taxi10x10-v0", _TAXI, {"grid": "10x10"}, "Taxi on the project's 10x10 map (obs 128), 12 tasks"),
     ("Taxi10x10Moved-v0", _TAXI, {"grid": "10x10-moved"},
      "Taxi 10x10 with the four locations moved by one cell (transfer: MSOL Fig. 2e, Fig. 6 right)"),
-    ("DirectionalTaxi-v0", "envs.directional_taxi:DirectionalTaxiEnv", {},
+    ("DirectionalTaxi-v0", "msol.envs.directional_taxi:DirectionalTaxiEnv", {},
      "Directional Taxi 8x8: forward / rotate 90 degrees, one-hot obs (288), 5 actions, 12 tasks"),
-    ("MovingBandits-v0", "envs.moving_bandits:MovingBanditsEnv", {},
+    ("MovingBandits-v0", "msol.envs.moving_bandits:MovingBanditsEnv", {},
      "Moving Bandits (MLSH): reach the unobserved correct one of two goals; tasks goal0, goal1"),
 )  # fmt: skip
 
@@ -62,12 +62,12 @@ def _register_all() -> None:
         register_env(f"{NAMESPACE}/{name}", entry_point, description, kwargs=kwargs, max_episode_steps=None)
     register_env(
         f"{NAMESPACE}/DirectionalSwimmer-v0",
-        "envs.swimmer:DirectionalSwimmerEnv",
+        "msol.envs.swimmer:DirectionalSwimmerEnv",
         "MuJoCo Swimmer-v5 rewarded along an unobserved direction: tasks up, down, left, right",
         max_episode_steps=1000,
     )
-    if importlib.util.find_spec("envs.ess") is not None:  # written by another engineer; absent until then
-        register_ess = getattr(importlib.import_module("envs.ess"), "register_ess", None)
+    if importlib.util.find_spec("msol.envs.ess") is not None:  # written by another engineer; absent until then
+        register_ess = getattr(importlib.import_module("msol.envs.ess"), "register_ess", None)
         if register_ess is not None:
             register_ess()
 

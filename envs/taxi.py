@@ -2,7 +2,7 @@
 
 The whole family is tabular: a state is ``(heading, passenger-in-taxi, cell)`` (one heading for plain Taxi), so the
 batched core precomputes ``next_state``/``reward``/``terminated`` tables of shape (tasks, states, actions) once and a
-step for N envs is three array gathers. The same tables feed ``envs.optimal``'s shortest paths, so the optimal
+step for N envs is three array gathers. The same tables feed ``msol.envs.optimal``'s shortest paths, so the optimal
 returns are computed on exactly the dynamics the agent sees.
 
 Maps (``x`` = column, ``y`` = row, (0, 0) top-left, ``#`` wall, ``.`` free; the border is always wall):
@@ -49,8 +49,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs._rng import uniform_integers
-from envs.core import ArrayRecycler, BatchedCore, CoreEnv
+from msol.envs._rng import uniform_integers
+from msol.envs.core import ArrayRecycler, BatchedCore, CoreEnv
 
 STEP_REWARD = -0.1
 DELIVERY_REWARD = 2.0
@@ -361,7 +361,7 @@ class TaxiEnv(TaxiFamilyEnv):
             ``None``: a task drawn uniformly at every reset (from the seeded per-episode draws).
         mode: ``"train"`` (taxi uniform over the start cells, passenger already aboard with p=0.5) or ``"test"``
             (passenger never aboard).
-        grid: a name from ``envs.taxi.TAXI_MAPS`` ("8x8" paper map, "8x8-moved", "10x10", "10x10-moved") or a
+        grid: a name from ``msol.envs.taxi.TAXI_MAPS`` ("8x8" paper map, "8x8-moved", "10x10", "10x10-moved") or a
             ``TaxiMap``.
         render_mode: None or "ansi".
 

@@ -47,9 +47,9 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-import envs.registry  # noqa: F401  (registers the msol/ ids that the factory looks up)
-from envs._rng import normalize_seeds
-from envs.core import BatchedCore, CoreEnv, check_actions, check_mode, task_index
+import msol.envs.registry  # noqa: F401  (registers the msol/ ids that the factory looks up)
+from msol.envs._rng import normalize_seeds
+from msol.envs.core import BatchedCore, CoreEnv, check_actions, check_mode, task_index
 
 VECTORIZATION_MODES = ("auto", "numpy", "sync", "async")
 
@@ -279,7 +279,7 @@ def _core_class(env_id: str) -> type[BatchedCore] | None:
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as error:
-        from envs.registry import list_envs
+        from msol.envs.registry import list_envs
 
         raise ValueError(
             f"env_id={env_id!r} is not registered ({error}); msol ids: {', '.join(list_envs())}"
@@ -302,7 +302,7 @@ def make_multitask_vector_env(
     """A ``MultitaskVectorEnv`` with one slot per entry of ``tasks`` (None: random task at each reset).
 
     Args:
-        env_id: a registered id, e.g. "msol/Taxi-v0" (see ``envs.list_envs()``).
+        env_id: a registered id, e.g. "msol/Taxi-v0" (see ``msol.envs.list_envs()``).
         tasks: the task of each slot; ``len(tasks)`` is the number of slots.
         envs_per_slot: environments per slot (``num_envs = len(tasks) * envs_per_slot``).
         mode: "train" or "test" start distribution.

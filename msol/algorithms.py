@@ -18,11 +18,11 @@ TrainFn = Callable[[DictConfig, Any], Any]  # (cfg, run) -> summary; with popula
 # Modules whose import registers algorithms (imported lazily: some pull in heavy optional code paths).
 _PLUGIN_MODULES: tuple[str, ...] = (
     "msol.trainer",
-    "baselines.trust_pcl",
-    "baselines.trpo",
-    "baselines.ess",
-    "baselines.mlsh",
-    "baselines.option_critic",
+    "msol.baselines.trust_pcl",
+    "msol.baselines.trpo",
+    "msol.baselines.ess",
+    "msol.baselines.mlsh",
+    "msol.baselines.option_critic",
 )
 
 

@@ -308,7 +308,7 @@ def _check_env_ids(cfg: DictConfig) -> list[str]:
     """``env.id`` (and ``env.transfer_id``) name registered gymnasium ids; looked up, no env is built."""
     import gymnasium
 
-    import envs  # noqa: F401  (registers the msol/ ids)
+    from msol import envs  # noqa: F401  (registers the msol/ ids)
 
     problems = []
     for key in ("id", "transfer_id"):
@@ -332,7 +332,7 @@ def _check_task_names(cfg: DictConfig) -> list[str]:
         return []
     import gymnasium
 
-    import envs  # noqa: F401  (registers the msol/ ids)
+    from msol import envs  # noqa: F401  (registers the msol/ ids)
 
     problems = []
     for key, names in wanted.items():

@@ -1,6 +1,6 @@
 """The learner's view of a batched multitask env: plain arrays in, a small typed record out.
 
-It wraps ``envs.vector.MultitaskVectorEnv`` (gymnasium ``VectorEnv`` API, SAME_STEP autoreset) and turns its
+It wraps ``msol.envs.vector.MultitaskVectorEnv`` (gymnasium ``VectorEnv`` API, SAME_STEP autoreset) and turns its
 ``infos`` dicts into the few arrays the learner reads (final observations for truncation bootstraps, finished
 episodes' returns), so the training loop never parses gymnasium's info layout.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-import envs  # noqa: F401  (registers the msol/ ids)
-from envs.vector import make_multitask_vector_env
+from msol import envs  # noqa: F401  (registers the msol/ ids)
+from msol.envs.vector import make_multitask_vector_env
 
 
 @dataclass
@@ -127,7 +127,7 @@ class MultitaskEnv:
 
     @property
     def exact_state(self) -> bool:
-        from envs.core import BatchedCore
+        from msol.envs.core import BatchedCore
 
         return isinstance(self.vec.core, BatchedCore)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from envs.moving_bandits import ARENA, MOVES, START
+from msol.envs.moving_bandits import ARENA, MOVES, START
 from msol.networks import HierarchicalPolicy
 
 

@@ -234,7 +234,7 @@ def train(args: Args) -> list[float]:
     from msol.envs_adapter import make_env
 
     torch.manual_seed(args.seed)
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"env={args.env}", *(f"{k}={v}" for k, v in args.extra.items())])
     tasks = list(make_env(cfg, ["__probe__"], mode=str(cfg.env.train_mode), envs_per_slot=1, seed=args.seed).tasks)
     slot_tasks = [tasks[i % len(tasks)] for i in range(args.num_slots)]

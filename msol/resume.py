@@ -86,7 +86,7 @@ def _parse(overrides: list[str]) -> list[Any]:
 def _logger_group(name: str) -> dict[str, Any]:
     from hydra import compose, initialize_config_module
 
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         logger = compose("train", overrides=[f"logger={name}"]).logger
     return {f"logger.{k}": v for k, v in OmegaConf.to_container(logger, resolve=False).items()
             if f"logger.{k}" in RESUME_FREE_KEYS}

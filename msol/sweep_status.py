@@ -111,7 +111,7 @@ def planned_runs(sweep: Path) -> list[tuple[Path, str, int | None, int]]:
         axes[key] = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
             [override.get_value_element_as_str()]
     runs = []
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         for values in itertools.product(*axes.values()):
             cfg = compose("train", overrides=[f"{k}={v}" for k, v in zip(axes, values, strict=True)])
             population = int(cfg.get("population", 1))

@@ -239,7 +239,7 @@ def _report_end(cfg: DictConfig, run_dir: Path, summary: dict) -> None:
         handle.write(line + "\n")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://msol.configs", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     return _train_or_exit(cfg)
 
@@ -309,7 +309,7 @@ def preflight(argv: list[str]) -> None:
     choices = [arg for arg in overrides if arg.lstrip("+~").partition("=")[0] in groups]
     from hydra import compose, initialize_config_module
 
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         defaults = compose("train", overrides=choices)
         try:
             cfg = compose("train", overrides=overrides)
@@ -371,7 +371,7 @@ def config_groups() -> list[str]:
     """The config groups shipped in the ``configs`` package (its sub-folders holding yaml files)."""
     from importlib.resources import files
 
-    return sorted(p.name for p in files("configs").iterdir()
+    return sorted(p.name for p in files("msol.configs").iterdir()
                   if p.is_dir() and any(q.name.endswith(".yaml") for q in p.iterdir()))
 
 
@@ -379,7 +379,7 @@ def config_options(group: str) -> list[str]:
     """Names of the configs of ``group`` shipped in the ``configs`` package."""
     from importlib.resources import files
 
-    folder = files("configs") / group
+    folder = files("msol.configs") / group
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 

@@ -19,7 +19,7 @@ from msol.config_check import ConfigError
 def twin_algo(cfg: DictConfig, name: str) -> DictConfig:
     """``cfg.algo`` with what ``configs/algo/<name>.yaml`` sets on top of ``msol.yaml`` (overrides of the first run
     are kept)."""
-    path = files("configs") / "algo" / f"{name}.yaml"
+    path = files("msol.configs") / "algo" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"algo.also_transfer: unknown algorithm {name!r}; valid: algorithms defined on top of "
                           "configs/algo/msol.yaml, e.g. msol_frozen, hard_options, hard_options_primitives")

@@ -6,4 +6,4 @@ by distance to the end), ``supervised`` (the same network classifying optimal mo
 ``report`` (tables and figures of the experiments).
 """
 
-from baselines.ess import entry as _entry  # noqa: F401  (registers algo=sb3_ppo|sb3_a2c|sb3_dqn|ess_*)
+from msol.baselines.ess import entry as _entry  # noqa: F401  (registers algo=sb3_ppo|sb3_a2c|sb3_dqn|ess_*)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from baselines.ess.agents import agent_state
+from msol.baselines.ess.agents import agent_state
 
 
 class RunCallback(BaseCallback):

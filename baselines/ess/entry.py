@@ -1,7 +1,7 @@
 """``algo=sb3_ppo | sb3_a2c | sb3_dqn | ess_supervised | ess_multiagent`` in ``python -m msol.train``.
 
 The three ``sb3_*`` trainers work on any registered gymnasium environment with a flat Box observation; on the ESS
-environments they also report the paper's metrics (:mod:`baselines.ess.metrics`). Resume (``resume=<run dir>``)
+environments they also report the paper's metrics (:mod:`msol.baselines.ess.metrics`). Resume (``resume=<run dir>``)
 restores the network weights (with their input statistics), the optimiser state and the step counter — so the
 learning-rate schedule and the remaining budget carry on — and, for ``ess_supervised``, the visited observations.
 It does not restore the environments' random streams or unfinished episodes, DQN's replay buffer (DQN refills it
@@ -22,13 +22,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from baselines.ess.agents import agent_state, load_agent_state, make_agent, observation_stats, predictor
-from baselines.ess.callbacks import RunCallback
-from baselines.ess.metrics import defender_metrics, evaluate_attacker, evaluate_defender
-from baselines.ess.multiagent import SIDES, alternate, build_players
-from baselines.ess.supervised import VisitedObservations, train_supervised
-from envs.ess import ESSAttackerEnv, ESSDefenderEnv, PolicyAttacker, PolicyDefender, play_games, register_ess
-from envs.ess.sampler import sample_start_states
+from msol.baselines.ess.agents import agent_state, load_agent_state, make_agent, observation_stats, predictor
+from msol.baselines.ess.callbacks import RunCallback
+from msol.baselines.ess.metrics import defender_metrics, evaluate_attacker, evaluate_defender
+from msol.baselines.ess.multiagent import SIDES, alternate, build_players
+from msol.baselines.ess.supervised import VisitedObservations, train_supervised
+from msol.envs.ess import ESSAttackerEnv, ESSDefenderEnv, PolicyAttacker, PolicyDefender, play_games, register_ess
+from msol.envs.ess.sampler import sample_start_states
 from msol.algorithms import register_algorithm
 from msol.run import Run
 
@@ -46,9 +46,9 @@ def env_factory(cfg: DictConfig) -> Callable[[], gym.Env]:
         raise ValueError(f"env.id={cfg.env.get('id')!r}: the sb3 trainers need a gymnasium id, e.g. env.id=CartPole-v1")
     register_ess()
     try:  # the project's registry registers the other environments (absent while it is being written)
-        importlib.import_module("envs.registry")
+        importlib.import_module("msol.envs.registry")
     except ModuleNotFoundError as exc:
-        if exc.name != "envs.registry":
+        if exc.name != "msol.envs.registry":
             raise
     env_id = str(cfg.env.id)
     kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.get("kwargs") else {}

@@ -1,7 +1,7 @@
 """Run the ESS experiments (configs/experiment/ess_*.yaml) one job at a time, then turn them into docs/ess figures.
 
-    python -m baselines.ess.experiments run ess_defender_grid [--seeds 0 1] [override ...]
-    python -m baselines.ess.experiments report
+    python -m msol.baselines.ess.experiments run ess_defender_grid [--seeds 0 1] [override ...]
+    python -m msol.baselines.ess.experiments report
 
 ``run`` expands the experiment's ``hydra.sweeper.params`` into jobs and trains each in this process through
 ``msol.train.train`` — one training process, jobs in sequence — into ``runs/ess/<experiment>/<algo>/K.._phi.._s..``.
@@ -32,7 +32,7 @@ DEFAULT_DOCS = Path("docs/ess")
 
 
 def _compose(overrides: list[str], hydra_config: bool = False):
-    with initialize_config_module("configs", version_base="1.3"):
+    with initialize_config_module("msol.configs", version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=hydra_config)
 
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.ess import game
-from envs.ess.sampler import GEO_PS, sample_start_states
-from envs.ess.strategies import (
+from msol.envs.ess import game
+from msol.envs.ess.sampler import GEO_PS, sample_start_states
+from msol.envs.ess.strategies import (
     Attacker,
     Defender,
     GameRecord,

@@ -14,8 +14,8 @@ from typing import Any
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from baselines.ess.agents import predictor
-from envs.ess import ESSAttackerEnv, ESSDefenderEnv, PolicyAttacker, PolicyDefender
+from msol.baselines.ess.agents import predictor
+from msol.envs.ess import ESSAttackerEnv, ESSDefenderEnv, PolicyAttacker, PolicyDefender
 
 SIDES = ("defender", "attacker")
 

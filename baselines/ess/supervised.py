@@ -16,7 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 
-from envs.ess import game
+from msol.envs.ess import game
 
 
 class VisitedObservations(BaseCallback):

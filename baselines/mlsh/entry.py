@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from baselines.mlsh.learner import MLSHPhase
-from baselines.mlsh.networks import MLSHPolicy
+from msol.baselines.mlsh.learner import MLSHPhase
+from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.algorithms import register_algorithm
 from msol.networks import Generators
 from msol.population import PopulationEnv

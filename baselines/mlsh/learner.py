@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.distributions import Categorical
 
-from baselines.mlsh.losses import (
+from msol.baselines.mlsh.losses import (
     Minibatch,
     group_mean,
     group_rows,
@@ -33,9 +33,9 @@ from baselines.mlsh.losses import (
     schedule,
     slot_offsets,
 )
-from baselines.mlsh.networks import MLSHPolicy
-from baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
-from baselines.mlsh.storage import MLSHRollout
+from msol.baselines.mlsh.networks import MLSHPolicy
+from msol.baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
+from msol.baselines.mlsh.storage import MLSHRollout
 from msol.envs_adapter import MultitaskEnv, make_env
 from msol.figures import plot_option_map
 from msol.losses import gae_advantages

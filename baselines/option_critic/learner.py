@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
-from baselines.option_critic.networks import OptionCriticNetwork
+from msol.baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
+from msol.baselines.option_critic.networks import OptionCriticNetwork
 from msol.envs_adapter import MultitaskEnv
 from msol.figures import plot_option_map
 from msol.numerics import check_finite, check_finite_grads

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from baselines.option_critic.networks import OptionHeads
+from msol.baselines.option_critic.networks import OptionHeads
 from msol.losses import nstep_returns
 
 

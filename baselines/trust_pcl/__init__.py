@@ -6,9 +6,9 @@ step, lagged prior/target), ``collector`` (env side), ``trainer`` (Algorithm 1),
 (``algo=trust_pcl`` in ``python -m msol.train``). Documentation: docs/trust_pcl.md.
 """
 
-from baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig
-from baselines.trust_pcl.trainer import TrustPCLTrainer
+from msol.baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig
+from msol.baselines.trust_pcl.trainer import TrustPCLTrainer
 
 __all__ = ["TrustPCL", "TrustPCLConfig", "TrustPCLTrainer"]
 
-from baselines.trust_pcl import entry as _entry  # noqa: F401  (registers algo=trust_pcl)
+from msol.baselines.trust_pcl import entry as _entry  # noqa: F401  (registers algo=trust_pcl)

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.trust_pcl.consistency import consistency_error, window_discounts
-from baselines.trust_pcl.lagrange import solve_lambda
-from baselines.trust_pcl.networks import Policy, Value
-from baselines.trust_pcl.replay import SubEpisodeBatch
+from msol.baselines.trust_pcl.consistency import consistency_error, window_discounts
+from msol.baselines.trust_pcl.lagrange import solve_lambda
+from msol.baselines.trust_pcl.networks import Policy, Value
+from msol.baselines.trust_pcl.replay import SubEpisodeBatch
 
 
 @dataclass

@@ -13,14 +13,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from baselines.trust_pcl.replay import SubEpisode
+from msol.baselines.trust_pcl.replay import SubEpisode
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
 
 def make_env(env_id: str, kwargs: Mapping[str, Any] | None = None) -> gym.Env:
     """``gymnasium.make`` (``msol/...`` ids included) with observations flattened to a float vector."""
-    import envs  # noqa: F401  (registers the msol/* environments)
+    from msol import envs  # noqa: F401  (registers the msol/* environments)
 
     env = gym.make(env_id, **dict(kwargs or {}))
     if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):

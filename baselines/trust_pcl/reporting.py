@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from baselines.trust_pcl.collector import ActFn, evaluate, make_env
+from msol.baselines.trust_pcl.collector import ActFn, evaluate, make_env
 from msol.run import Run
 
 

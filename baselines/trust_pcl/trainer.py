@@ -13,9 +13,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig
-from baselines.trust_pcl.collector import SubEpisodeCollector
-from baselines.trust_pcl.replay import SubEpisodeReplay
+from msol.baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig
+from msol.baselines.trust_pcl.collector import SubEpisodeCollector
+from msol.baselines.trust_pcl.replay import SubEpisodeReplay
 
 
 class TrustPCLTrainer:

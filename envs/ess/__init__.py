@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from envs.ess.envs import ESSAttackerEnv, ESSDefenderEnv
-from envs.ess.sampler import GEO_PS, sample_start_states
-from envs.ess.strategies import (
+from msol.envs.ess.envs import ESSAttackerEnv, ESSDefenderEnv
+from msol.envs.ess.sampler import GEO_PS, sample_start_states
+from msol.envs.ess.strategies import (
     ATTACKERS,
     DEFENDERS,
     GameRecord,
@@ -20,7 +20,7 @@ from envs.ess.strategies import (
     make_defender,
     play_games,
 )
-from envs.ess.two_player import ESSTwoPlayerEnv, two_player_env
+from msol.envs.ess.two_player import ESSTwoPlayerEnv, two_player_env
 
 DEFENDER_ID = "msol/ESSDefender-v0"
 ATTACKER_ID = "msol/ESSAttacker-v0"
@@ -49,7 +49,7 @@ __all__ = [
 def register_ess() -> None:
     """Register both environments with gymnasium (idempotent); K ≤ 20 games end within K ≤ 20 steps, so no
     time limit is needed — every game ends on its own after at most K turns."""
-    for env_id, entry_point in ((DEFENDER_ID, "envs.ess.envs:ESSDefenderEnv"),
-                                (ATTACKER_ID, "envs.ess.envs:ESSAttackerEnv")):
+    for env_id, entry_point in ((DEFENDER_ID, "msol.envs.ess.envs:ESSDefenderEnv"),
+                                (ATTACKER_ID, "msol.envs.ess.envs:ESSAttackerEnv")):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point)

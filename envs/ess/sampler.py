@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.ess import game
+from msol.envs.ess import game
 
 GEO_PS: tuple[float, ...] = (0.45, 0.5, 0.6, 0.7, 0.8)
 MIN_SAMPLER_K = 3  # pieces go below level K-2, so K-2 >= 1

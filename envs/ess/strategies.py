@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.ess import game
+from msol.envs.ess import game
 
 Split = tuple[np.ndarray, np.ndarray]
 

@@ -16,8 +16,8 @@ import numpy as np
 from pettingzoo import AECEnv
 from pettingzoo.utils import wrappers
 
-from envs.ess import game
-from envs.ess.sampler import GEO_PS, sample_start_states, target_units, validate_geo_ps
+from msol.envs.ess import game
+from msol.envs.ess.sampler import GEO_PS, sample_start_states, target_units, validate_geo_ps
 
 ATTACKER, DEFENDER = "attacker", "defender"
 

@@ -20,7 +20,7 @@ def composer(algo: str) -> Callable[..., DictConfig]:
     """``compose_cfg(*overrides)`` for ``algo=<algo>``."""
 
     def compose_cfg(*overrides: str) -> DictConfig:
-        with initialize_config_module(config_module="configs", version_base="1.3"):
+        with initialize_config_module(config_module="msol.configs", version_base="1.3"):
             return compose("train", overrides=[f"algo={algo}", *overrides])
 
     return compose_cfg

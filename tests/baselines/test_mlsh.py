@@ -11,9 +11,9 @@ import pytest
 import torch
 from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
 
-from baselines.mlsh.entry import make_mlsh_phase
-from baselines.mlsh.learner import mlsh_step
-from baselines.mlsh.losses import (
+from msol.baselines.mlsh.entry import make_mlsh_phase
+from msol.baselines.mlsh.learner import mlsh_step
+from msol.baselines.mlsh.losses import (
     group_mean,
     group_rows,
     macro_gae,
@@ -23,14 +23,14 @@ from baselines.mlsh.losses import (
     schedule,
     slot_offsets,
 )
-from baselines.mlsh.networks import MLSHPolicy
-from baselines.mlsh.probe import destinations, diversity_metrics
+from msol.baselines.mlsh.networks import MLSHPolicy
+from msol.baselines.mlsh.probe import destinations, diversity_metrics
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
 from msol.protocol import protocol_phases
 
 compose_cfg = composer("mlsh")
-run_train = runner("mlsh", "baselines.mlsh")
+run_train = runner("mlsh", "msol.baselines.mlsh")
 
 
 def _learner(cfg, spec, seed: int, previous=None):
@@ -297,7 +297,7 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
 
 
 def test_greedy_step_takes_the_argmax_of_master_and_sub_policy():
-    from baselines.mlsh.learner import mlsh_step
+    from msol.baselines.mlsh.learner import mlsh_step
 
     policy = _policy()
     obs, slot = torch.randn(40, 6), torch.tensor([0, 1] * 20)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
 
-from baselines.option_critic.entry import make_oc_phase
-from baselines.option_critic.learner import oc_step, task_ids
-from baselines.option_critic.losses import (
+from msol.baselines.option_critic.entry import make_oc_phase
+from msol.baselines.option_critic.learner import oc_step, task_ids
+from msol.baselines.option_critic.losses import (
     a2oc_loss,
     arrival_value,
     deliberation_reward,
@@ -21,12 +21,12 @@ from baselines.option_critic.losses import (
     option_value,
     termination_loss,
 )
-from baselines.option_critic.networks import OptionCriticNetwork, OptionHeads
+from msol.baselines.option_critic.networks import OptionCriticNetwork, OptionHeads
 from msol.envs_adapter import make_env
 from msol.protocol import protocol_phases
 
 compose_cfg = composer("option_critic")
-run_train = runner("option_critic", "baselines.option_critic")
+run_train = runner("option_critic", "msol.baselines.option_critic")
 
 
 def heads(q, beta, logits=None, grad: bool = False) -> OptionHeads:
@@ -207,7 +207,7 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
 
 
 def test_greedy_step_takes_the_argmax_at_every_level():
-    from baselines.option_critic.learner import oc_step
+    from msol.baselines.option_critic.learner import oc_step
 
     torch.manual_seed(0)
     net = _net()

@@ -8,7 +8,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.env_util import make_vec_env
 
-import envs  # noqa: F401
+from msol import envs  # noqa: F401
 
 
 @pytest.mark.parametrize("env_id, kwargs", [("msol/Taxi-v0", {"task": "R-G"}),

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.trust_pcl import TrustPCL, TrustPCLConfig, TrustPCLTrainer
-from baselines.trust_pcl.collector import SubEpisodeCollector
-from baselines.trust_pcl.consistency import consistency_error
-from baselines.trust_pcl.lagrange import solve_lambda, tilted_kl
-from baselines.trust_pcl.replay import SubEpisode, SubEpisodeReplay
+from msol.baselines.trust_pcl import TrustPCL, TrustPCLConfig, TrustPCLTrainer
+from msol.baselines.trust_pcl.collector import SubEpisodeCollector
+from msol.baselines.trust_pcl.consistency import consistency_error
+from msol.baselines.trust_pcl.lagrange import solve_lambda, tilted_kl
+from msol.baselines.trust_pcl.replay import SubEpisode, SubEpisodeReplay
 
 torch.set_num_threads(1)
 

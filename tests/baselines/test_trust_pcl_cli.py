@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-import envs  # noqa: F401  (registers msol/* ids)
+from msol import envs  # noqa: F401  (registers msol/* ids)
 import msol.algorithms
-from baselines.trust_pcl import TrustPCLConfig, TrustPCLTrainer
-from baselines.trust_pcl.collector import make_env
+from msol.baselines.trust_pcl import TrustPCLConfig, TrustPCLTrainer
+from msol.baselines.trust_pcl.collector import make_env
 from msol.train import train
 
 
@@ -24,9 +24,9 @@ def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[st
     Loading only these keeps the test about them (other plugins are tested in their own files).
     """
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("baselines.trust_pcl", "baselines.trpo"))
+    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("msol.baselines.trust_pcl", "msol.baselines.trpo"))
     monkeypatch.setattr(msol.algorithms, "_loaded", False)
-    with initialize_config_module("configs", version_base="1.3"):
+    with initialize_config_module("msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     return train(cfg, run_dir=run_dir)
 
@@ -94,7 +94,7 @@ def test_runs_on_our_multitask_envs(env_id):
 
 
 def test_runs_on_directional_swimmer_class():
-    from envs.swimmer import DirectionalSwimmerEnv
+    from msol.envs.swimmer import DirectionalSwimmerEnv
 
     env = gym.wrappers.TimeLimit(DirectionalSwimmerEnv(), max_episode_steps=50)
     trainer = TrustPCLTrainer(env, TrustPCLConfig(batch_size=8), seed=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.directional_taxi import DirectionalTaxiCore, DirectionalTaxiEnv
-from envs.taxi import TAXI_MAPS
+from msol.envs.directional_taxi import DirectionalTaxiCore, DirectionalTaxiEnv
+from msol.envs.taxi import TAXI_MAPS
 
 HEADING_VECTORS = {0: (0, -1), 1: (1, 0), 2: (0, 1), 3: (-1, 0)}  # N, E, S, W
 FORWARD, CLOCKWISE, COUNTER_CLOCKWISE, PICK = 1, 2, 3, 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.moving_bandits import MovingBanditsCore, MovingBanditsEnv
+from msol.envs.moving_bandits import MovingBanditsCore, MovingBanditsEnv
 
 
 def test_reset_observation_and_goal_distribution():

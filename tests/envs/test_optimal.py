@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.directional_taxi import DirectionalTaxiCore
-from envs.optimal import (
+from msol.envs.directional_taxi import DirectionalTaxiCore
+from msol.envs.optimal import (
     moving_bandits_optimal_return,
     moving_bandits_policy_return,
     steps_to_deliver,
     taxi_optimal_return,
     taxi_optimal_returns,
 )
-from envs.taxi import TaxiCore
+from msol.envs.taxi import TaxiCore
 
 
 def test_taxi_optimum_matches_spec():

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from msol import envs
 
 REQUIRED = {
     "msol/Taxi-v0",
@@ -71,4 +71,4 @@ def test_unknown_id_is_an_error():
 
 def test_register_env_rejects_foreign_namespace():
     with pytest.raises(ValueError, match="msol/"):
-        envs.register_env("Other-v0", "envs.taxi:TaxiEnv", "x")
+        envs.register_env("Other-v0", "msol.envs.taxi:TaxiEnv", "x")

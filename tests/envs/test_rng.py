@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs._rng import CounterRNG, normalize_seeds
+from msol.envs._rng import CounterRNG, normalize_seeds
 
 
 @settings(max_examples=50, deadline=None)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from envs.swimmer import DirectionalSwimmerEnv
+from msol.envs.swimmer import DirectionalSwimmerEnv
 
 
 def _rollout(env: gym.Env, actions: np.ndarray, seed: int) -> tuple[np.ndarray, list[dict]]:
@@ -108,7 +108,7 @@ def test_random_task_is_uniform_and_reproducible_from_the_seed():
 
 
 def test_registered_env_has_1000_step_episodes():
-    import envs  # noqa: F401  (registers msol/* ids once the registry exists)
+    from msol import envs  # noqa: F401  (registers msol/* ids once the registry exists)
 
     if "msol/DirectionalSwimmer-v0" not in gym.registry:
         pytest.skip("msol/DirectionalSwimmer-v0 is not registered yet (envs/__init__.py)")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import envs
-from envs.taxi import TAXI_MAPS, TaxiCore, TaxiEnv, TaxiMap
+from msol import envs
+from msol.envs.taxi import TAXI_MAPS, TaxiCore, TaxiEnv, TaxiMap
 
 SPEC_MAP = (
     "########",

@@ -14,7 +14,7 @@ from msol.trainer import _make_policy
 
 
 def test_taxi_option_map_is_written(tmp_path):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "env.hparams.hidden=[32,16]", "env.hparams.encoder_output_size=32"])
     env = make_env(cfg, ["R-G", "B-Y"], mode="train", envs_per_slot=1, seed=0)
     path = plot_options(_make_policy(cfg, env, 2), env, tmp_path / "options.png")
@@ -41,7 +41,7 @@ def test_moving_bandits_probe_detects_options_heading_to_the_same_goal():
 def test_option_map_has_one_panel_per_task_and_none_for_a_policy_without_options(tmp_path, monkeypatch):
     from msol import figures
 
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "env.hparams.hidden=[16]", "env.hparams.encoder_output_size=16"])
     env = make_env(cfg, ["R-G", "B-Y", "R-G"], mode="train", envs_per_slot=1, seed=0)
     assert figures.task_slots(list(env.slot_tasks)) == {"R-G": 0, "B-Y": 1}
@@ -50,7 +50,7 @@ def test_option_map_has_one_panel_per_task_and_none_for_a_policy_without_options
     assert plot_options(_make_policy(cfg, env, 3), env, tmp_path / "options.png") is not None
     assert titles == ["R-G", "B-Y"]  # one panel per task, not per slot
     assert set(env.grid_locations()) == {"R", "G", "B", "Y"}
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         flat = compose("train", overrides=["env=taxi", "algo=distral", "env.hparams.hidden=[16]",
                                            "env.hparams.encoder_output_size=16"])
     assert plot_options(_make_policy(flat, env, 3), env, tmp_path / "none.png") is None

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from hydra import compose, initialize_config_module
 
-from envs.vector import make_multitask_vector_env
+from msol.envs.vector import make_multitask_vector_env
 from msol.train import train
 
 
@@ -37,7 +37,7 @@ SHORT_RUN = ["env=moving_bandits", "algo.phases=[options]", "env.train_tasks=[go
 def test_msol_return_rises_clearly_above_random(tmp_path):
     random_return = random_policy_return()
     assert 0.5 < random_return < 5.0  # a random walk rarely reaches the goal disc
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=SHORT_RUN)
     train(cfg, run_dir=tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

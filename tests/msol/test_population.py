@@ -31,7 +31,7 @@ TINY = {
 
 
 def _cfg(env: str, *overrides: str):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         return compose("train", overrides=[*TINY[env], *overrides])
 
 
@@ -70,7 +70,7 @@ def _train_and_compare(population, singles, updates: int = 20) -> None:
 
 
 def _mlsh_phase(cfg, seeds: list[int]):
-    from baselines.mlsh.entry import make_mlsh_phase
+    from msol.baselines.mlsh.entry import make_mlsh_phase
     from msol.protocol import protocol_phases
 
     spec = protocol_phases(cfg)[0]
@@ -85,7 +85,7 @@ def test_mlsh_members_match_single_runs_of_their_seeds(float64):
     """MLSH's members make different numbers of PPO steps (each cuts its own macro steps into minibatches of 4;
     Taxi's episodes end at different times, so members have different numbers of macro steps): a member that has
     no minibatch left sits out, as its own optimiser would."""
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "algo=mlsh", "algo.hidden=[16]", "algo.warmup=2",
                                           "algo.joint=1", "algo.rollout_steps=40", "algo.ppo_epochs=2",
                                           "algo.master_batch_size=4", "algo.sub_minibatches=3",
@@ -176,7 +176,7 @@ def test_a_population_writes_one_single_run_directory_per_member(tmp_path):
 
 
 def _compose(*overrides: str):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

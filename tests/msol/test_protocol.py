@@ -24,7 +24,7 @@ from msol.protocol import (
 
 
 def _cfg(*overrides: str):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

@@ -34,7 +34,7 @@ RUNS_OF_CHOICE = {"msol_and_frozen": {"msol", "msol_frozen"}}
 
 
 def _compose(overrides: list[str], hydra: bool = False):
-    with initialize_config_module("configs", version_base="1.3"):
+    with initialize_config_module("msol.configs", version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=hydra)
 
 

@@ -16,7 +16,7 @@ TINY = ["env=moving_bandits", "env.hparams.hidden=[16]", "env.hparams.encoder_ou
 
 
 def _phase(*overrides: str, frames: int = 1000, reset_every: int | None = None):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=[*TINY, *overrides])
     tasks = ["goal0", "goal1"]
     spec = PhaseSpec("options", tasks, "train", 2, frames, reset_every, tasks)

@@ -18,7 +18,7 @@ TINY = ("env=moving_bandits", "budget_scale=0.01", "env.hparams.num_slots=2", "e
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pytest
 from omegaconf import OmegaConf
 
-from baselines.ess import experiments
+from msol.baselines.ess import experiments
 
 
 def test_jobs_expand_the_sweep_of_every_experiment():

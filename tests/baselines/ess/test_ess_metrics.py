@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from baselines.ess.metrics import (
+from msol.baselines.ess.metrics import (
     attacker_metrics,
     defender_metrics,
     evaluate_attacker,
     evaluate_defender,
     play_defender,
 )
-from envs.ess import game
-from envs.ess.strategies import OptimalDefender, RandomDefender
+from msol.envs.ess import game
+from msol.envs.ess.strategies import OptimalDefender, RandomDefender
 
 
 class PessimalDefender:

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import api_test
 
-from envs.ess import (
+from msol.envs.ess import (
     ATTACKER_ID,
     DEFENDER_ID,
     ESSAttackerEnv,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.ess import game
-from envs.ess.sampler import sample_start_states
-from envs.ess.strategies import (
+from msol.envs.ess import game
+from msol.envs.ess.sampler import sample_start_states
+from msol.envs.ess.strategies import (
     DisjointSupportAttacker,
     MixtureAttacker,
     OptimalAttacker,

@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs.ess import game
-from envs.ess.sampler import sample_start_states
-from envs.ess.strategies import (
+from msol.envs.ess import game
+from msol.envs.ess.sampler import sample_start_states
+from msol.envs.ess.strategies import (
     ATTACKERS,
     LevelSplitAttacker,
     OptimalAttacker,
