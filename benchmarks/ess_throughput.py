@@ -12,7 +12,6 @@ import argparse
 import time
 
 import numpy as np
-
 from msol.envs.ess import (
     ESSAttackerEnv,
     ESSDefenderEnv,

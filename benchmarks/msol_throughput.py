@@ -24,8 +24,8 @@ import torch
 from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from msol import envs  # noqa: F401
 from benchmarks._runs import ROOT, replace_section
+from msol import envs  # noqa: F401
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
 from msol.protocol import PhaseSpec

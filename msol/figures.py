@@ -18,7 +18,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from matplotlib.patches import Patch  # noqa: E402
 
 from msol.networks import HierarchicalPolicy  # noqa: E402

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from msol.baselines.mlsh.learner import MLSHPhase
 from msol.baselines.mlsh.networks import MLSHPolicy
+from omegaconf import DictConfig
+
 from msol.algorithms import register_algorithm
 from msol.networks import Generators
 from msol.population import PopulationEnv

@@ -92,6 +92,22 @@ def ppo_terms(
     return L_pi, L_V
 
 
+def padded_ppo_terms(
+    valid: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, value: torch.Tensor,
+    old_value: torch.Tensor, returns: torch.Tensor, clip: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`ppo_terms` where padding rows (``valid`` False) are exactly 0 with finite gradients.
+
+    A padding row holds some other learner's data run through this block's network, so its recorded log-probability
+    can be far from the new one and ``exp`` of the difference overflow; multiplying an ``inf`` by a zero weight would
+    give NaN. Padding rows are therefore given their own current values as targets (ratio 1, advantage 0, return and
+    old value = the value).
+    """
+    own_logp, own_value = logp.detach(), value.detach()
+    return ppo_terms(logp, torch.where(valid, old_logp, own_logp), torch.where(valid, adv, 0.0), value,
+                     torch.where(valid, old_value, own_value), torch.where(valid, returns, own_value), clip)
+
+
 def group_mean(x: torch.Tensor, group: torch.Tensor, num_groups: int, weight: torch.Tensor | None = None
                ) -> torch.Tensor:
     """``Σ_g mean_{rows of g} x``: independent learners (one per group) trained by one backward pass. ``weight``

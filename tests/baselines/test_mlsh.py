@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
-
 from msol.baselines.mlsh.entry import make_mlsh_phase
 from msol.baselines.mlsh.learner import mlsh_step
 from msol.baselines.mlsh.losses import (
@@ -19,12 +17,15 @@ from msol.baselines.mlsh.losses import (
     macro_gae,
     member_minibatches,
     normalize_per_group,
+    padded_ppo_terms,
     ppo_terms,
     schedule,
     slot_offsets,
 )
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.baselines.mlsh.probe import destinations, diversity_metrics
+from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
+
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
 from msol.protocol import protocol_phases
@@ -95,6 +96,24 @@ def test_ppo_terms_by_hand():
                           torch.zeros(2), torch.ones(2), clip=0.2)
     assert L_pi.tolist() == pytest.approx([-2.4, 3.0])         # min(1.5·2, 1.2·2); min(−3, −2.4)
     assert L_V.tolist() == pytest.approx([0.32, 0.32])         # ½ max((0.5−1)², (0.2−1)²)
+
+
+def test_a_padding_row_whose_ratio_would_overflow_adds_nothing_and_keeps_gradients_finite():
+    # row 2 pads a block: its recorded log-probability belongs to another learner (exp(800) overflows)
+    logp = torch.tensor([-1.0, -0.5, 0.0], requires_grad=True)
+    value = torch.tensor([0.3, -0.2, 5.0], requires_grad=True)
+    valid = torch.tensor([True, True, False])
+    old_logp, adv = torch.tensor([-1.1, -0.4, -800.0]), torch.tensor([1.0, -2.0, -3.0])
+    old_value, returns = torch.tensor([0.2, 0.0, -9.0]), torch.tensor([1.0, -1.0, 40.0])
+    L_pi, L_V = padded_ppo_terms(valid, logp, old_logp, adv, value, old_value, returns, clip=0.2)
+    loss = group_mean(L_pi + L_V, torch.tensor([0, 0, 1]), 2, weight=valid)
+    loss.backward()
+    assert torch.isfinite(logp.grad).all() and torch.isfinite(value.grad).all()
+    assert logp.grad[2] == 0 and value.grad[2] == 0
+    want_pi, want_V = ppo_terms(logp[:2], old_logp[:2], adv[:2], value[:2], old_value[:2], returns[:2], clip=0.2)
+    assert loss.item() == pytest.approx((want_pi + want_V).mean().item())
+    naive_pi, naive_V = ppo_terms(logp, old_logp, adv, value, old_value, returns, clip=0.2)  # what it replaces
+    assert not torch.isfinite(group_mean(naive_pi + naive_V, torch.tensor([0, 0, 1]), 2, weight=valid))
 
 
 def test_group_mean_trains_each_learner_on_its_own_mean():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from msol.envs.directional_taxi import DirectionalTaxiCore, DirectionalTaxiEnv
 from msol.envs.taxi import TAXI_MAPS
 
