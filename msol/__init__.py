@@ -14,6 +14,6 @@ _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "envs" / "__init__.py").is_file():
     __path__.append(str(_checkout))
 
-from msol import envs  # noqa: E402, F401  (registers gymnasium ids under the msol/ namespace)
+from msol import envs  # noqa: F401  (registers gymnasium ids under the msol/ namespace; after __path__ is set)
 
 __version__ = "0.1.0"
