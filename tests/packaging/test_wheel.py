@@ -24,7 +24,8 @@ def test_a_wheel_installs_only_msol_and_trains_next_to_a_projects_own_envs_confi
     shutil.copytree(REPO, source, ignore=skip)
     pip = [sys.executable, "-m", "pip", "-q"]
     dist = tmp_path / "dist"
-    built = _run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(dist)], timeout=300)
+    built = _run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(dist)],
+                 timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(dist.glob("msol-*.whl"))
     ours = {"msol", wheel.name.split("-py")[0] + ".dist-info"}
