@@ -26,7 +26,7 @@ from msol.baselines.mlsh.losses import (
     macro_gae,
     member_minibatches,
     normalize_per_group,
-    padded_ppo_terms,
+    ppo_terms,
     schedule,
     slot_offsets,
 )
@@ -248,8 +248,8 @@ class MLSHPhase(MemberRecords):
             idx = batch.rows
             dist, value = self.model.master_grouped(obs[idx].view(self.members, self.num_slots, batch.width, -1))
             logp = dist.log_prob(z[idx].view(value.shape)).flatten()
-            L_pi, L_V = padded_ppo_terms(batch.valid, logp, old_logp[idx], adv[idx], value.flatten(),
-                                         old_value[idx], returns[idx], a.ppo_clip)
+            L_pi, L_V = ppo_terms(logp, old_logp[idx], adv[idx], value.flatten(), old_value[idx], returns[idx],
+                                  a.ppo_clip)
             return L_pi, L_V, dist.entropy().flatten()
 
         stats = self._ppo(self.master_opt, loss, rows_of, self.num_slots, "master",
@@ -276,8 +276,8 @@ class MLSHPhase(MemberRecords):
             idx = batch.rows
             dist, value = self.model.sub_grouped(obs[idx].view(self.members, m, batch.width, -1))
             logp = dist.log_prob(action[idx].view(value.shape)).flatten()
-            L_pi, L_V = padded_ppo_terms(batch.valid, logp, old_logp[idx], adv[idx], value.flatten(),
-                                         old_value[idx], returns[idx], a.ppo_clip)
+            L_pi, L_V = ppo_terms(logp, old_logp[idx], adv[idx], value.flatten(), old_value[idx], returns[idx],
+                                  a.ppo_clip)
             return L_pi, L_V, dist.entropy().flatten()
 
         return self._ppo(self.sub_opt, loss, group_rows(member, z, self.members, m), m, "sub",

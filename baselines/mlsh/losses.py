@@ -80,32 +80,23 @@ def normalize_per_group(x: torch.Tensor, group: torch.Tensor, num_groups: int) -
 
 
 # ---------------------------------------------------------------------------------------------------- PPO
+MAX_LOG_RATIO = 20.0  # exp(20) ≈ 4.9e8: far beyond any ratio PPO's clipping lets matter, far below float32's limit
 def ppo_terms(
     logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, value: torch.Tensor, old_value: torch.Tensor,
     returns: torch.Tensor, clip: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row clipped surrogate and clipped value loss of pposgd (MLSH's PPO; no entropy bonus)."""
-    ratio = (logp - old_logp).exp()
+    """Per-row clipped surrogate and clipped value loss of pposgd (MLSH's PPO; no entropy bonus).
+
+    The log-ratio is capped at :data:`MAX_LOG_RATIO` before ``exp``: a sub-policy forced by ``random_sub_prob`` can
+    have a master log-probability near −130, and after one update ``exp(new − old)`` overflows float32; the ``inf``
+    then turns the backward pass of ``min`` into NaN (seen on Taxi at 640k frames per task). Below the cap nothing
+    changes; above it the row gives no gradient (its clipped term is chosen anyway when the advantage is positive).
+    """
+    ratio = (logp - old_logp).clamp(max=MAX_LOG_RATIO).exp()
     L_pi = -torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv)
     value_clipped = old_value + (value - old_value).clamp(-clip, clip)
     L_V = 0.5 * torch.max((value - returns).pow(2), (value_clipped - returns).pow(2))
     return L_pi, L_V
-
-
-def padded_ppo_terms(
-    valid: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, value: torch.Tensor,
-    old_value: torch.Tensor, returns: torch.Tensor, clip: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`ppo_terms` where padding rows (``valid`` False) are exactly 0 with finite gradients.
-
-    A padding row holds some other learner's data run through this block's network, so its recorded log-probability
-    can be far from the new one and ``exp`` of the difference overflow; multiplying an ``inf`` by a zero weight would
-    give NaN. Padding rows are therefore given their own current values as targets (ratio 1, advantage 0, return and
-    old value = the value).
-    """
-    own_logp, own_value = logp.detach(), value.detach()
-    return ppo_terms(logp, torch.where(valid, old_logp, own_logp), torch.where(valid, adv, 0.0), value,
-                     torch.where(valid, old_value, own_value), torch.where(valid, returns, own_value), clip)
 
 
 def group_mean(x: torch.Tensor, group: torch.Tensor, num_groups: int, weight: torch.Tensor | None = None

@@ -17,7 +17,6 @@ from msol.baselines.mlsh.losses import (
     macro_gae,
     member_minibatches,
     normalize_per_group,
-    padded_ppo_terms,
     ppo_terms,
     schedule,
     slot_offsets,
@@ -98,22 +97,31 @@ def test_ppo_terms_by_hand():
     assert L_V.tolist() == pytest.approx([0.32, 0.32])         # ½ max((0.5−1)², (0.2−1)²)
 
 
-def test_a_padding_row_whose_ratio_would_overflow_adds_nothing_and_keeps_gradients_finite():
-    # row 2 pads a block: its recorded log-probability belongs to another learner (exp(800) overflows)
+def test_a_padding_row_adds_nothing_and_keeps_gradients_finite():
+    # row 2 pads a block: its recorded log-probability belongs to another learner (exp(800) would overflow)
     logp = torch.tensor([-1.0, -0.5, 0.0], requires_grad=True)
     value = torch.tensor([0.3, -0.2, 5.0], requires_grad=True)
     valid = torch.tensor([True, True, False])
     old_logp, adv = torch.tensor([-1.1, -0.4, -800.0]), torch.tensor([1.0, -2.0, -3.0])
     old_value, returns = torch.tensor([0.2, 0.0, -9.0]), torch.tensor([1.0, -1.0, 40.0])
-    L_pi, L_V = padded_ppo_terms(valid, logp, old_logp, adv, value, old_value, returns, clip=0.2)
+    L_pi, L_V = ppo_terms(logp, old_logp, adv, value, old_value, returns, clip=0.2)
     loss = group_mean(L_pi + L_V, torch.tensor([0, 0, 1]), 2, weight=valid)
     loss.backward()
     assert torch.isfinite(logp.grad).all() and torch.isfinite(value.grad).all()
     assert logp.grad[2] == 0 and value.grad[2] == 0
     want_pi, want_V = ppo_terms(logp[:2], old_logp[:2], adv[:2], value[:2], old_value[:2], returns[:2], clip=0.2)
     assert loss.item() == pytest.approx((want_pi + want_V).mean().item())
-    naive_pi, naive_V = ppo_terms(logp, old_logp, adv, value, old_value, returns, clip=0.2)  # what it replaces
-    assert not torch.isfinite(group_mean(naive_pi + naive_V, torch.tensor([0, 0, 1]), 2, weight=valid))
+
+
+def test_a_huge_ratio_of_a_forced_sub_policy_keeps_the_loss_and_gradients_finite():
+    # the master gave the executed (randomly forced) sub-policy log-probability -128; one update later -5
+    logp = torch.tensor([-5.0, -0.1], requires_grad=True)
+    for adv in (torch.tensor([1.5, 0.5]), torch.tensor([-1.5, 0.5])):
+        L_pi, L_V = ppo_terms(logp, torch.tensor([-128.0, -0.2]), adv, torch.zeros(2), torch.zeros(2),
+                              torch.ones(2), clip=0.2)
+        (L_pi + L_V).sum().backward()
+        assert torch.isfinite(L_pi).all() and torch.isfinite(logp.grad).all()
+        logp.grad = None
 
 
 def test_group_mean_trains_each_learner_on_its_own_mean():
