@@ -26,14 +26,7 @@ from msol.envs_adapter import MultitaskEnv
 from msol.evaluation import evaluate_slots
 from msol.figures import plot_options
 from msol.inputs import policy_input
-from msol.losses import (
-    evaluate,
-    gae_advantages,
-    msol_a2c_loss,
-    msol_ppo_loss,
-    nstep_returns,
-    regularized_reward,
-)
+from msol.losses import evaluate, msol_a2c_loss, msol_ppo_loss, regularized_reward
 from msol.networks import Generators, HierarchicalPolicy
 from msol.numerics import check_finite, check_finite_grads
 from msol.option_probe import same_goal_fraction
@@ -54,6 +47,7 @@ from msol.protocol import (
     run_protocol,
     task_names,
 )
+from msol.returns import gae_advantages, nstep_returns
 from msol.run import Run
 from msol.schedules import anneal_then_hold
 from msol.storage import Rollout, member_major, time_major

@@ -38,7 +38,6 @@ from torch.distributions import Categorical
 
 from msol.envs_adapter import MultitaskEnv, make_env
 from msol.figures import plot_option_map
-from msol.losses import gae_advantages
 from msol.member_adam import MemberAdam
 from msol.networks import Generators
 from msol.numerics import check_finite
@@ -52,6 +51,7 @@ from msol.population import (
     optimizer_member_state,
 )
 from msol.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
+from msol.returns import gae_advantages
 from msol.run import Run
 
 PROBE_LAYOUTS = 32  # goal layouts of the Moving Bandits diversity probe

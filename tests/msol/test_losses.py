@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from msol.losses import Evaluation, msol_a2c_loss, nstep_returns, regularized_reward
+from msol.losses import Evaluation, msol_a2c_loss, regularized_reward
+from msol.returns import nstep_returns
 from msol.storage import Rollout
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from msol.losses import evaluate, msol_a2c_loss, nstep_returns, regularized_reward
+from msol.losses import evaluate, msol_a2c_loss, regularized_reward
 from msol.networks import HierarchicalPolicy, MemberLinear, SlotLinear
 from msol.reference import Args, Batch, MSOLAgent, a2c_loss
+from msol.returns import nstep_returns
 from msol.storage import Rollout
 
 ARGS = Args(num_options=3, num_slots=4, envs_per_slot=2, hidden=(16, 12), option_embedding=8,
