@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
 from omegaconf import DictConfig
 from sb3_contrib import TRPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from msol.algorithms import register_algorithm
+from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
 from msol.run import Run
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}

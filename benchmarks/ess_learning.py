@@ -11,10 +11,11 @@ from __future__ import annotations
 import time
 
 import torch
+from stable_baselines3.common.env_util import make_vec_env
+
 from msol.baselines.ess.agents import make_agent, observation_stats, predictor
 from msol.baselines.ess.metrics import evaluate_attacker, evaluate_defender
 from msol.envs.ess import ESSAttackerEnv, ESSDefenderEnv
-from stable_baselines3.common.env_util import make_vec_env
 
 PPO_KWARGS = {"n_steps": 25, "batch_size": 50, "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2,
               "ent_coef": 0.01}

@@ -12,6 +12,7 @@ import argparse
 import time
 
 import numpy as np
+
 from msol.envs.ess import (
     ESSAttackerEnv,
     ESSDefenderEnv,

@@ -27,9 +27,8 @@ import torch
 from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
-from msol.baselines.mlsh.entry import make_mlsh_phase
-
 from benchmarks._runs import ROOT, replace_section
+from msol.baselines.mlsh.entry import make_mlsh_phase
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
 from msol.protocol import build_phases, protocol_phases, task_names

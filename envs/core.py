@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
 from msol.envs._rng import CounterRNG, normalize_seeds, uniform_integers
 
 MODES = ("train", "test")

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
 from msol.envs.core import BatchedCore, CoreEnv
 
 ARENA = 400.0

@@ -18,6 +18,7 @@ runs it on the batched env with a fixed seed (Monte Carlo).
 from __future__ import annotations
 
 import numpy as np
+
 from msol.envs.core import check_mode
 from msol.envs.directional_taxi import DirectionalTaxiCore
 from msol.envs.moving_bandits import ARENA, GOAL_RADIUS, START, STEP_SIZE, MovingBanditsCore

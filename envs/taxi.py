@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
 from msol.envs._rng import uniform_integers
 from msol.envs.core import ArrayRecycler, BatchedCore, CoreEnv
 

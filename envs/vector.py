@@ -42,11 +42,12 @@ from functools import partial
 from typing import Any, ClassVar
 
 import gymnasium as gym
-import msol.envs.registry  # noqa: F401  (registers the msol/ ids that the factory looks up)
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import batch_space
+
+import msol.envs.registry  # noqa: F401  (registers the msol/ ids that the factory looks up)
 from msol.envs._rng import normalize_seeds
 from msol.envs.core import BatchedCore, CoreEnv, check_actions, check_mode, task_index
 

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from msol.baselines.ess.agents import agent_state
 from stable_baselines3.common.callbacks import BaseCallback
+
+from msol.baselines.ess.agents import agent_state
 
 
 class RunCallback(BaseCallback):

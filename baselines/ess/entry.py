@@ -17,6 +17,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from msol.algorithms import register_algorithm
 from msol.baselines.ess.agents import agent_state, load_agent_state, make_agent, observation_stats, predictor
 from msol.baselines.ess.callbacks import RunCallback
 from msol.baselines.ess.metrics import defender_metrics, evaluate_attacker, evaluate_defender
@@ -31,12 +37,6 @@ from msol.envs.ess import (
     register_ess,
 )
 from msol.envs.ess.sampler import sample_start_states
-from omegaconf import DictConfig, OmegaConf
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
-
-from msol.algorithms import register_algorithm
 from msol.run import Run
 
 SB3_ALGOS = {"sb3_ppo": "ppo", "sb3_a2c": "a2c", "sb3_dqn": "dqn"}

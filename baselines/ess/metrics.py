@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from msol.envs.ess import game
 from msol.envs.ess.sampler import GEO_PS, sample_start_states
 from msol.envs.ess.strategies import (

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
+
 from msol.baselines.ess.agents import predictor
 from msol.envs.ess import ESSAttackerEnv, ESSDefenderEnv, PolicyAttacker, PolicyDefender
-from stable_baselines3.common.base_class import BaseAlgorithm
 
 SIDES = ("defender", "attacker")
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from msol.envs.ess import game
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
+
+from msol.envs.ess import game
 
 
 class VisitedObservations(BaseCallback):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from msol.baselines.mlsh.learner import MLSHPhase
-from msol.baselines.mlsh.networks import MLSHPolicy
 from omegaconf import DictConfig
 
 from msol.algorithms import register_algorithm
+from msol.baselines.mlsh.learner import MLSHPhase
+from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.networks import Generators
 from msol.population import PopulationEnv
 from msol.protocol import PhaseSpec, run_protocol

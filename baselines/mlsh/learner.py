@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.distributions import Categorical
+
 from msol.baselines.mlsh.losses import (
     Minibatch,
     group_mean,
@@ -33,9 +36,6 @@ from msol.baselines.mlsh.losses import (
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
 from msol.baselines.mlsh.storage import MLSHRollout
-from omegaconf import DictConfig, OmegaConf
-from torch.distributions import Categorical
-
 from msol.envs_adapter import MultitaskEnv, make_env
 from msol.figures import plot_option_map
 from msol.member_adam import MemberAdam

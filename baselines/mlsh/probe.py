@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.envs.moving_bandits import ARENA, GOAL_RADIUS
-
 from msol.envs_adapter import MultitaskEnv
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from msol.baselines.option_critic.learner import OptionCriticPhase
-from msol.baselines.option_critic.networks import OptionCriticNetwork
 from omegaconf import DictConfig
 
 from msol.algorithms import register_algorithm
+from msol.baselines.option_critic.learner import OptionCriticPhase
+from msol.baselines.option_critic.networks import OptionCriticNetwork
 from msol.envs_adapter import MultitaskEnv
 from msol.protocol import PhaseSpec, run_protocol, single_run
 from msol.run import Run

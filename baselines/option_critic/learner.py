@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from msol.baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
-from msol.baselines.option_critic.networks import OptionCriticNetwork
 from omegaconf import DictConfig, OmegaConf
 
+from msol.baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
+from msol.baselines.option_critic.networks import OptionCriticNetwork
 from msol.envs_adapter import MultitaskEnv
 from msol.figures import plot_option_map
 from msol.numerics import check_finite, check_finite_grads

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import torch
-from msol.baselines.option_critic.networks import OptionHeads
 
+from msol.baselines.option_critic.networks import OptionHeads
 from msol.returns import nstep_returns
 
 

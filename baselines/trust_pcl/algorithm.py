@@ -20,12 +20,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
+
 from msol.baselines.trust_pcl.consistency import consistency_error, window_discounts
 from msol.baselines.trust_pcl.lagrange import solve_lambda
 from msol.baselines.trust_pcl.networks import Policy, Value
 from msol.baselines.trust_pcl.replay import SubEpisodeBatch
-from torch import nn
-from torch.nn import functional as F
 
 
 @dataclass

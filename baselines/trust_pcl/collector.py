@@ -12,6 +12,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from msol.baselines.trust_pcl.replay import SubEpisode
 
 ActFn = Callable[[np.ndarray], np.ndarray]

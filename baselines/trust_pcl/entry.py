@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from msol.baselines.trust_pcl.algorithm import TrustPCLConfig
-from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
-from msol.baselines.trust_pcl.trainer import TrustPCLTrainer
 from omegaconf import DictConfig, OmegaConf
 
 from msol.algorithms import register_algorithm
+from msol.baselines.trust_pcl.algorithm import TrustPCLConfig
+from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
+from msol.baselines.trust_pcl.trainer import TrustPCLTrainer
 from msol.numerics import check_finite
 from msol.run import Run
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from msol.baselines.trust_pcl.collector import ActFn, evaluate, make_env
 from omegaconf import DictConfig, OmegaConf
 
+from msol.baselines.trust_pcl.collector import ActFn, evaluate, make_env
 from msol.run import Run
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+
 from msol.baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig
 from msol.baselines.trust_pcl.collector import SubEpisodeCollector
 from msol.baselines.trust_pcl.replay import SubEpisodeReplay

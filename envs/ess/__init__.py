@@ -7,6 +7,7 @@ of a chosen potential, ``envs`` the gymnasium environments and ``two_player`` th
 from __future__ import annotations
 
 import gymnasium as gym
+
 from msol.envs.ess.envs import ESSAttackerEnv, ESSDefenderEnv
 from msol.envs.ess.sampler import GEO_PS, sample_start_states
 from msol.envs.ess.strategies import (

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
 from msol.envs.ess import game
 from msol.envs.ess.sampler import GEO_PS, sample_start_states, target_units, validate_geo_ps
 from msol.envs.ess.strategies import Attacker, Defender, make_attacker, make_defender

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
 from msol.envs.ess import game
 
 GEO_PS: tuple[float, ...] = (0.45, 0.5, 0.6, 0.7, 0.8)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
 from msol.envs.ess import game
 
 Split = tuple[np.ndarray, np.ndarray]

@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from msol.envs.ess import game
-from msol.envs.ess.sampler import GEO_PS, sample_start_states, target_units, validate_geo_ps
 from pettingzoo import AECEnv
 from pettingzoo.utils import wrappers
+
+from msol.envs.ess import game
+from msol.envs.ess.sampler import GEO_PS, sample_start_states, target_units, validate_geo_ps
 
 ATTACKER, DEFENDER = "attacker", "defender"
 

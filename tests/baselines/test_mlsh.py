@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
+
 from msol.baselines.mlsh.entry import make_mlsh_phase
 from msol.baselines.mlsh.learner import mlsh_step
 from msol.baselines.mlsh.losses import (
@@ -23,8 +25,6 @@ from msol.baselines.mlsh.losses import (
 )
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.baselines.mlsh.probe import destinations, diversity_metrics
-from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
-
 from msol.envs_adapter import make_env
 from msol.population import PopulationEnv
 from msol.protocol import protocol_phases

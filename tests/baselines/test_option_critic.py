@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
+
 from msol.baselines.option_critic.entry import make_oc_phase
 from msol.baselines.option_critic.learner import oc_step, task_ids
 from msol.baselines.option_critic.losses import (
@@ -20,8 +22,6 @@ from msol.baselines.option_critic.losses import (
     termination_loss,
 )
 from msol.baselines.option_critic.networks import OptionCriticNetwork, OptionHeads
-from plugin_runs import composer, cut_row, interrupted_then_resumed, read_rows, runner, without_timing
-
 from msol.envs_adapter import make_env
 from msol.protocol import protocol_phases
 

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from msol.baselines.trust_pcl import TrustPCL, TrustPCLConfig, TrustPCLTrainer
 from msol.baselines.trust_pcl.collector import SubEpisodeCollector
 from msol.baselines.trust_pcl.consistency import consistency_error

@@ -10,11 +10,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
-from msol.baselines.trust_pcl import TrustPCLConfig, TrustPCLTrainer
-from msol.baselines.trust_pcl.collector import make_env
 
 import msol.algorithms
 from msol import envs  # noqa: F401  (registers msol/* ids)
+from msol.baselines.trust_pcl import TrustPCLConfig, TrustPCLTrainer
+from msol.baselines.trust_pcl.collector import make_env
 from msol.train import train
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from msol.envs.directional_taxi import DirectionalTaxiCore, DirectionalTaxiEnv
 from msol.envs.taxi import TAXI_MAPS
 

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from msol.envs.swimmer import DirectionalSwimmerEnv
 
 

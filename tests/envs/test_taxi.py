@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from msol.envs.taxi import TAXI_MAPS, TaxiCore, TaxiEnv, TaxiMap
 
 from msol import envs
+from msol.envs.taxi import TAXI_MAPS, TaxiCore, TaxiEnv, TaxiMap
 
 SPEC_MAP = (
     "########",

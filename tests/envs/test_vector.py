@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from msol.envs import make_multitask_vector_env
 
 from msol import envs
+from msol.envs import make_multitask_vector_env
 
 CASES = [
     ("msol/Taxi-v0", ["R-G", "Y-B", None], "train"),

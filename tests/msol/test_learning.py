@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 from hydra import compose, initialize_config_module
-from msol.envs.vector import make_multitask_vector_env
 
+from msol.envs.vector import make_multitask_vector_env
 from msol.train import train
 
 

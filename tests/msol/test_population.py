@@ -71,7 +71,6 @@ def _train_and_compare(population, singles, updates: int = 20) -> None:
 
 def _mlsh_phase(cfg, seeds: list[int]):
     from msol.baselines.mlsh.entry import make_mlsh_phase
-
     from msol.protocol import protocol_phases
 
     spec = protocol_phases(cfg)[0]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.env_util import make_vec_env
+
 from msol.baselines.ess.agents import StandardizeObs, make_agent, observation_stats, predictor
 from msol.baselines.ess.metrics import evaluate_defender, play_defender
 from msol.baselines.ess.multiagent import alternate, build_players
 from msol.baselines.ess.supervised import VisitedObservations, optimal_labels, train_supervised
 from msol.envs.ess import ESSDefenderEnv
 from msol.envs.ess.strategies import OptimalDefender, RandomDefender
-from stable_baselines3.common.env_util import make_vec_env
 
 
 def _agent(algo: str, net: str = "mlp", K: int = 5, potential: float = 0.95, **kwargs):

@@ -9,8 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
-from msol.baselines.ess import experiments
 from omegaconf import OmegaConf
+
+from msol.baselines.ess import experiments
 
 
 def test_jobs_expand_the_sweep_of_every_experiment():

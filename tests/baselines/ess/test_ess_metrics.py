@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from msol.baselines.ess.metrics import (
     attacker_metrics,
     defender_metrics,

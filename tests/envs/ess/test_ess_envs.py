@@ -6,6 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import api_test
+
 from msol.envs.ess import (
     ATTACKER_ID,
     DEFENDER_ID,
@@ -16,7 +18,6 @@ from msol.envs.ess import (
     register_ess,
     two_player_env,
 )
-from pettingzoo.test import api_test
 
 
 def _optimal_defender_action(obs: np.ndarray) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from msol.envs.ess import game
 from msol.envs.ess.sampler import sample_start_states
 from msol.envs.ess.strategies import (

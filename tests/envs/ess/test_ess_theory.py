@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from msol.envs.ess import game
 from msol.envs.ess.sampler import sample_start_states
 from msol.envs.ess.strategies import (
