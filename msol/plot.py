@@ -459,7 +459,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         archived = archive_runs(args.sweep, args.archive, include_unfinished=args.include_unfinished)
         size = sum(p.stat().st_size for d in archived for p in d.iterdir())
-        print(f"archived {len(archived)} finished runs to {args.archive} ({size / 1024:.0f} KiB)")
+        unfinished = sum(not (d / "summary.json").exists() for d in archived)
+        print(f"archived {len(archived)} runs ({unfinished} unfinished) to {args.archive} ({size / 1024:.0f} KiB)")
     if args.status:
         from msol.sweep_status import status_table, sweep_status
 
