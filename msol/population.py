@@ -140,15 +140,22 @@ class MemberRecords:
         self.update_stats[member] = list(pending.get("update_stats", []))
 
 
-def member_blocks(rows: torch.Tensor, per_member: int, members: int) -> tuple[torch.Tensor, int]:
-    """Where some rows of a batch (sorted indices ``rows``, e.g. the envs whose episode was cut) go in a padded
-    batch of ``members`` equal blocks of ``width`` rows: ``(positions, width)``. The layers need equal member blocks;
-    the padding rows are computed and dropped."""
+def pad_to_member_blocks(rows: torch.Tensor, per_member: int, members: int, *values: torch.Tensor
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``values`` of some rows of a batch (sorted env indices ``rows``, e.g. the envs whose episode was cut) laid out
+    as ``members`` equal blocks, zero-padded, since the layers need equal member blocks: ``(positions of the rows in
+    the padded batch, padded values)``. The padding rows are computed and dropped (``out[positions]``)."""
     member = rows // per_member
     counts = torch.bincount(member, minlength=members)
     width = int(counts.max())
     starts = torch.cumsum(counts, 0) - counts
-    return member * width + torch.arange(rows.shape[0]) - starts[member], width
+    where = member * width + torch.arange(rows.shape[0]) - starts[member]
+    padded = []
+    for value in values:
+        out = value.new_zeros(members * width, *value.shape[1:])
+        out[where] = value
+        padded.append(out)
+    return where, padded
 
 
 def member_uniforms(generators: Sequence[torch.Generator | None], rows: int, columns: int,

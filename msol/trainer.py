@@ -35,8 +35,8 @@ from msol.population import (
     PopulationEnv,
     clip_grad_norm_per_member,
     load_optimizer_members,
-    member_blocks,
     optimizer_member_state,
+    pad_to_member_blocks,
 )
 from msol.protocol import (
     PhaseSpec,
@@ -162,16 +162,9 @@ class MSOLPhase(MemberRecords):
 
     def _values_at(self, rows: torch.Tensor, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``V(obs, z)`` for some env rows only (time-limit bootstraps), padded to equal member blocks."""
-        if self.members == 1:
-            return value_after(self.policy, obs, z, self.slot[rows])
-        where, width = member_blocks(rows, self.env.per_member, self.members)
-        padded = obs.new_zeros(self.members * width, obs.shape[1])
-        padded[where] = obs
-        z_padded = torch.zeros(self.members * width, dtype=torch.long)
-        z_padded[where] = z
-        slot_padded = torch.zeros_like(z_padded)
-        slot_padded[where] = self.slot[rows]
-        return value_after(self.policy, padded, z_padded, slot_padded)[where]
+        where, (obs, z, slot) = pad_to_member_blocks(rows, self.env.per_member, self.members,
+                                                     obs, z, self.slot[rows])
+        return value_after(self.policy, obs, z, slot)[where]
 
     # ------------------------------------------------------------------ update
     def update(self) -> None:

@@ -46,9 +46,9 @@ from msol.population import (
     PopulationEnv,
     categorical_draw,
     load_optimizer_members,
-    member_blocks,
     member_uniforms,
     optimizer_member_state,
+    pad_to_member_blocks,
 )
 from msol.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
 from msol.returns import gae_advantages
@@ -197,13 +197,9 @@ class MLSHPhase(MemberRecords):
     @torch.no_grad()
     def _values_at(self, rows: torch.Tensor, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(V_θz(obs), V_φ(obs))`` for some env rows only (time-limit bootstraps), padded to equal member blocks."""
-        where, width = member_blocks(rows, self.env.per_member, self.members)
-        padded = obs.new_zeros(self.members * width, obs.shape[1])
-        padded[where] = obs
-        z_padded, slot_padded = torch.zeros(self.members * width, dtype=torch.long), torch.zeros(
-            self.members * width, dtype=torch.long)
-        z_padded[where], slot_padded[where] = z, self.slot[rows]
-        return self.model.sub(padded, z_padded)[1][where], self.model.master(padded, slot_padded)[1][where]
+        where, (obs, z, slot) = pad_to_member_blocks(rows, self.env.per_member, self.members,
+                                                     obs, z, self.slot[rows])
+        return self.model.sub(obs, z)[1][where], self.model.master(obs, slot)[1][where]
 
     # ------------------------------------------------------------------ update
     def update(self, joint: torch.Tensor) -> None:
