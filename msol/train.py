@@ -123,10 +123,7 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
     members = []
     for seed, path in by_seed.items():
         member = member_config(cfg, seed)
-        started = (path / "checkpoints" / "latest.pt").exists()
-        with open_dict(member):
-            member.resume = str(path) if started else None
-            member.run_dir = str(path)
+        _run_in(member, path, resume=(path / "checkpoints" / "latest.pt").exists())
         # A finished member of a population is skipped; a single run resumes even when finished (in-process
         # callers continue a finished run with a larger budget; the CLI says "finished" before this, msol.resume).
         members.append(_Member(member, path, finished=len(seeds) > 1 and (path / "summary.json").exists()))
@@ -155,10 +152,15 @@ def _continue_existing(member: _Member) -> None:
         member.finished = True
         print(f"msol.train: {member.path} is finished; skipped", flush=True)
     elif (member.path / "checkpoints" / "latest.pt").exists():
-        with open_dict(member.cfg):
-            member.cfg.resume = str(member.path)
-            member.cfg.run_dir = str(member.path)
+        _run_in(member.cfg, member.path, resume=True)
         print(f"msol.train: {member.path} continues from its checkpoint", flush=True)
+
+
+def _run_in(cfg: DictConfig, path: Path, resume: bool) -> None:
+    """Point a member's config at its existing directory, continuing from its checkpoint when ``resume``."""
+    with open_dict(cfg):
+        cfg.resume = str(path) if resume else None
+        cfg.run_dir = str(path)
 
 
 def _read_summary(run_dir: Path) -> dict:
