@@ -1,5 +1,6 @@
 """The installed package has one top-level name, ``msol``: a project with its own ``envs``, ``configs`` and
-``baselines`` packages keeps them, and still trains with ours and finds our gymnasium ids."""
+``baselines`` packages keeps them, and still trains with ours (through the ``msol-train`` console script, from
+the wheel's package data alone) and finds our gymnasium ids."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_a_wheel_installs_only_msol_and_trains_next_to_a_projects_own_envs_confi
     result = _run([sys.executable, "-c", check], cwd=project, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "run"
-    trained = _run([sys.executable, "-m", "msol.train", "env=moving_bandits", "algo=a2c",
+    trained = _run([str(site / "bin" / "msol-train"), "env=moving_bandits", "algo=a2c",
                     "budget_scale=0.002", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
                     "logger.progress_bar=false", f"run_dir={run}"], cwd=project, env=env, timeout=300)
     assert trained.returncode == 0, trained.stderr[-2000:]
