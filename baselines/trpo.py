@@ -19,9 +19,9 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
-from msol.algorithms import register_algorithm
 from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
-from msol.run import Run
+from msol.common.algorithms import register_algorithm
+from msol.common.run import Run
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _HYPERPARAMETERS = ("n_steps", "batch_size", "gamma", "gae_lambda", "n_critic_updates", "target_kl",

@@ -26,25 +26,25 @@ from hydra import compose, initialize_config_module
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
 from benchmarks._runs import ROOT, replace_section
 from msol import envs  # noqa: F401
-from msol.envs_adapter import make_env
-from msol.population import PopulationEnv
-from msol.protocol import PhaseSpec
-from msol.trainer import MSOLPhase, _make_policy
+from msol.common.envs_adapter import make_env
+from msol.common.population import PopulationEnv
+from msol.common.protocol import PhaseSpec
+from msol.soft_options.trainer import MSOLPhase, _make_policy
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"
 
 
 def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
-    """MSOL's collect/update loop; ``compile_loss`` wraps the loss forward (``msol.losses.evaluate``) in
+    """MSOL's collect/update loop; ``compile_loss`` wraps the loss forward (``msol.soft_options.losses.evaluate``) in
     ``torch.compile`` — a probe of how much kernel fusion would buy, not a library option."""
-    import msol.losses
-    import msol.trainer
+    import msol.soft_options.losses
+    import msol.soft_options.trainer
 
     # The trainer looks ``evaluate`` up at call time: each learner installs its own before it runs, so an eager
     # and a compiled learner can be interleaved in one process.
-    evaluate = torch.compile(msol.losses.evaluate, dynamic=False) if compile_loss else msol.losses.evaluate
-    msol.trainer.evaluate = evaluate
+    evaluate = torch.compile(msol.soft_options.losses.evaluate, dynamic=False) if compile_loss else msol.soft_options.losses.evaluate
+    msol.soft_options.trainer.evaluate = evaluate
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "algo=msol"])
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
@@ -58,7 +58,7 @@ def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
         phase.update()
 
     def run(frames: int) -> float:
-        msol.trainer.evaluate = evaluate
+        msol.soft_options.trainer.evaluate = evaluate
         start_frames, t0 = phase.frames, time.perf_counter()
         while (phase.frames - start_frames) * 12 < frames:
             phase.collect()
@@ -144,7 +144,7 @@ def main() -> None:
     )
     if args.compile:
         table += (
-            f"\nProbe, not a library option: MSOL-A2C with its loss forward (`msol.losses.evaluate`, and so its "
+            f"\nProbe, not a library option: MSOL-A2C with its loss forward (`msol.soft_options.losses.evaluate`, and so its "
             f"backward) under `torch.compile`: {fps['msol_compiled']:,.0f} frames/s = "
             f"{fps['msol_compiled'] / fps['msol']:.2f}× eager MSOL, {fps['msol_compiled'] / fps['sb3']:.2f}× SB3 "
             f"default; {compile_seconds:.0f} s to build and compile.\n"

@@ -29,10 +29,10 @@ from hydra import compose, initialize_config_module
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
 from benchmarks._runs import ROOT, replace_section
 from msol.baselines.mlsh.entry import make_mlsh_phase
-from msol.envs_adapter import make_env
-from msol.population import PopulationEnv
-from msol.protocol import build_phases, protocol_phases, task_names
-from msol.trainer import make_msol_phase
+from msol.common.envs_adapter import make_env
+from msol.common.population import PopulationEnv
+from msol.common.protocol import build_phases, protocol_phases, task_names
+from msol.soft_options.trainer import make_msol_phase
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Population throughput (many seeds in one process)"

@@ -1,6 +1,6 @@
 """Aggregate a sweep into the paper-style figure and table: ``python -m msol.plot <sweep dir>``.
 
-A sweep is any directory tree holding run directories (``config.yaml`` + ``metrics.jsonl``, see ``msol.run``),
+A sweep is any directory tree holding run directories (``config.yaml`` + ``metrics.jsonl``, see ``msol.common.run``),
 e.g. the ``hydra.sweep.dir`` of ``python -m msol.train -m experiment=taxi``. For every env of the sweep this draws
 the evaluation return against frames per task of the phase the paper plots (transfer; scratch for flat learners),
 one line per algorithm: the mean over seeds with a 95% bootstrap band (seeds resampled with replacement), and the
@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 from omegaconf import OmegaConf
 
-from msol.run import dumps_strict
+from msol.common.run import dumps_strict
 
 # The phase each kind of learner is judged on, in order of preference: transfer after option learning, a flat
 # learner's only phase, then the single "eval" phase of single-task baselines.

@@ -1,7 +1,7 @@
 """MSOL-A2C option learning in one file: read this first.
 
-The package spreads one MSOL update over the policy (``msol.networks``), acting (``msol.acting``), the rollout
-(``msol.storage``), the losses (``msol.losses``) and the learner (``msol.trainer``), because it also serves eight
+The package spreads one MSOL update over the policy (``msol.soft_options.networks``), acting (``msol.soft_options.acting``), the rollout
+(``msol.soft_options.storage``), the losses (``msol.soft_options.losses``) and the learner (``msol.soft_options.trainer``), because it also serves eight
 algorithms, populations of seeds, PPO, transfer, resume and W&B. This file is the same algorithm for one run,
 option learning only, discrete actions, in the order it happens: networks, acting, rollout, regularised reward,
 n-step returns, the four loss terms, the optimiser step, task-slot resets. ``tests/msol/test_reference.py`` copies
@@ -231,7 +231,7 @@ def train(args: Args) -> list[float]:
     """Option learning on ``args.env``; returns the mean episode return of every logged interval."""
     from hydra import compose, initialize_config_module
 
-    from msol.envs_adapter import make_env
+    from msol.common.envs_adapter import make_env
 
     torch.manual_seed(args.seed)
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):

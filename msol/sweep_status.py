@@ -16,8 +16,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from msol.population import population_dirs
-from msol.run import lock_is_held
+from msol.common.population import population_dirs
+from msol.common.run import lock_is_held
 
 DEFAULT_SUBDIR = "${env.name}/${algo.name}/s${seed}"
 
@@ -41,7 +41,7 @@ class RunStatus:
 
 
 def phase_frames(cfg: DictConfig) -> list[int] | None:
-    """Frames per task of each of the run's phases (the budgets of ``msol.protocol.build_phases``), None for
+    """Frames per task of each of the run's phases (the budgets of ``msol.common.protocol.build_phases``), None for
     algorithms that do not run the protocol's phases."""
     algo, scale = cfg.algo, float(cfg.get("budget_scale", 1.0))
     phases = OmegaConf.select(cfg, "algo.phases", default=None)
@@ -58,7 +58,7 @@ def total_frames(cfg: DictConfig) -> int | None:
 
 
 def run_status(run_dir: Path) -> RunStatus:
-    from msol.checkpoint import load_checked
+    from msol.common.checkpoint import load_checked
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     frames = phase_frames(cfg)

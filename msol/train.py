@@ -2,7 +2,7 @@
 
 Hydra composes the config from ``configs/`` (groups ``env/``, ``algo/``, ``logger/``, ``experiment/``, ...); this
 module validates it, opens the run directory and hands both to the registered algorithm. ``resume=<run dir>``
-continues an interrupted run from its last checkpoint with the run's own saved config (``msol.resume``; Hydra is
+continues an interrupted run from its last checkpoint with the run's own saved config (``msol.common.resume``; Hydra is
 not started, so nothing in the run directory is written before the resume is known to be valid).
 
 Exit status: 0 done (or, on resume, the run was already finished); 2 bad input (config, run directory,
@@ -10,7 +10,7 @@ checkpoint, a resume that would change the run), one line on stderr, no tracebac
 the last good checkpoint is kept for ``resume=``; 4 the machine refused a write (disk full, read-only file system,
 permission denied): one line naming the path and the cause, the last good checkpoint kept; 130 / 143 / 140
 interrupted by SIGINT / SIGTERM / SIGUSR2: the algorithms of the protocol loop finish the current update, write a
-checkpoint and print the ``resume=`` command first (``msol.interrupt``; in a submitit job SIGUSR2 requeues the job,
+checkpoint and print the ``resume=`` command first (``msol.common.interrupt``; in a submitit job SIGUSR2 requeues the job,
 which then continues its run). Re-running a sweep (``-m``) continues it: finished jobs are skipped, checkpointed ones
 resumed.
 """
@@ -32,12 +32,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.algorithms import AlgorithmSpec, get_algorithm
-from msol.checkpoint import CheckpointError, WriteError, write_error
-from msol.config_check import ConfigError, validate_config
-from msol.interrupt import Interrupted, hand_over
-from msol.numerics import NumericalFault, as_numerical_fault
-from msol.population import (
+from msol.common.algorithms import AlgorithmSpec, get_algorithm
+from msol.common.checkpoint import CheckpointError, WriteError, write_error
+from msol.common.config_check import ConfigError, validate_config
+from msol.common.interrupt import Interrupted, hand_over
+from msol.common.numerics import NumericalFault, as_numerical_fault
+from msol.common.population import (
     POPULATION_FILE,
     consistent_checkpoints,
     member_config,
@@ -46,8 +46,8 @@ from msol.population import (
     population_members,
     write_population_file,
 )
-from msol.run import RESULT_NEUTRAL_KEYS, Run, RunDirError, config_differences, refuse_busy_run_dir
-from msol.twins import twin_configs
+from msol.common.run import RESULT_NEUTRAL_KEYS, Run, RunDirError, config_differences, refuse_busy_run_dir
+from msol.common.twins import twin_configs
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _members(cfg: DictConfig, run_dir: Path) -> list[_Member]:
         member = member_config(cfg, seed)
         _run_in(member, path, resume=(path / "checkpoints" / "latest.pt").exists())
         # A finished member of a population is skipped; a single run resumes even when finished (in-process
-        # callers continue a finished run with a larger budget; the CLI says "finished" before this, msol.resume).
+        # callers continue a finished run with a larger budget; the CLI says "finished" before this, msol.common.resume).
         members.append(_Member(member, path, finished=len(seeds) > 1 and (path / "summary.json").exists()))
     return members
 
@@ -279,6 +279,10 @@ def _train_or_exit(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+# ``hydra.searchpath=[pkg://their_package.configs]``: config groups of another package (e.g. its algo/<name>.yaml)
+SEARCHPATH = "hydra.searchpath="
+
+
 def _fail(message: str) -> None:
     print(f"msol.train: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -289,6 +293,8 @@ def check_group_overrides(argv: list[str]) -> None:
 
     Hydra would also fail, but with exit status 1 and a traceback-style report; a typo deserves one line and 2.
     """
+    if any(arg.startswith(SEARCHPATH) for arg in argv):
+        return  # another package's configs are on the search path: preflight composes with them
     groups = config_groups()
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
@@ -306,13 +312,18 @@ def preflight(argv: list[str]) -> None:
     then validated by :func:`train`."""
     if any(arg.startswith("-") for arg in argv):
         return
-    overrides = [arg for arg in argv if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    overrides = [arg for arg in argv
+                 if arg.startswith(SEARCHPATH) or not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     groups = config_groups()
-    choices = [arg for arg in overrides if arg.lstrip("+~").partition("=")[0] in groups]
+    choices = [arg for arg in overrides
+               if arg.startswith(SEARCHPATH) or arg.lstrip("+~").partition("=")[0] in groups]
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        defaults = compose("train", overrides=choices)
+        try:
+            defaults = compose("train", overrides=choices)
+        except Exception as exc:  # noqa: BLE001 - Hydra's missing-config report, turned into one line
+            _fail(_group_problem(exc))
         try:
             cfg = compose("train", overrides=overrides)
         except Exception as exc:  # noqa: BLE001 - Hydra's override errors, turned into one line each
@@ -343,6 +354,20 @@ def unwritable(path: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is read-only or not ours (permission denied)"
     return None
+
+
+def _group_problem(exc: Exception) -> str:
+    """Hydra's report of a config-group option it could not find (``algo=typo``), as one line with the options it
+    has — with ``hydra.searchpath`` those of every package on the search path."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    missing = next((line.split("Could not find ", 1)[1].strip("'") for line in lines if "Could not find " in line), "")
+    group, _, name = missing.partition("/")
+    if "Available options in" not in str(exc) or not name:
+        return lines[0] if lines else type(exc).__name__
+    start = next(i for i, line in enumerate(lines) if line.startswith("Available options in"))
+    options = [line for line in lines[start + 1:] if not line.startswith(("Config search path", "provider="))]
+    options = options[:next((i for i, o in enumerate(options) if ":" in o), len(options))]
+    return f"unknown {group} {name!r}; valid: {', '.join(options)}"
 
 
 def _override_problem(exc: Exception, overrides: list[str], defaults: DictConfig) -> str:
@@ -388,7 +413,7 @@ def config_options(group: str) -> list[str]:
 def resume_main(argv: list[str]) -> None:
     """``resume=<run dir> [free overrides]``: the run's saved config, without Hydra (which would rewrite
     ``<run dir>/.hydra`` and ``train.log`` before anything is checked)."""
-    from msol.resume import RunFinished, resume_config
+    from msol.common.resume import RunFinished, resume_config
 
     run_dir = next(a.partition("=")[2] for a in argv if a.startswith("resume="))
     try:

@@ -22,12 +22,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from msol.algorithms import register_algorithm
 from msol.baselines.ess.agents import agent_state, load_agent_state, make_agent, observation_stats, predictor
 from msol.baselines.ess.callbacks import RunCallback
 from msol.baselines.ess.metrics import defender_metrics, evaluate_attacker, evaluate_defender
 from msol.baselines.ess.multiagent import SIDES, alternate, build_players
 from msol.baselines.ess.supervised import VisitedObservations, train_supervised
+from msol.common.algorithms import register_algorithm
+from msol.common.run import Run
 from msol.envs.ess import (
     ESSAttackerEnv,
     ESSDefenderEnv,
@@ -37,7 +38,6 @@ from msol.envs.ess import (
     register_ess,
 )
 from msol.envs.ess.sampler import sample_start_states
-from msol.run import Run
 
 SB3_ALGOS = {"sb3_ppo": "ppo", "sb3_a2c": "a2c", "sb3_dqn": "dqn"}
 EVAL_SEED_OFFSET = 10_000  # evaluation games use their own seed: the same test games at every evaluation

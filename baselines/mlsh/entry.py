@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from msol.algorithms import register_algorithm
 from msol.baselines.mlsh.learner import MLSHPhase
 from msol.baselines.mlsh.networks import MLSHPolicy
-from msol.networks import Generators
-from msol.population import PopulationEnv
-from msol.protocol import PhaseSpec, run_protocol
-from msol.run import Run
+from msol.common.algorithms import register_algorithm
+from msol.common.layers import Generators
+from msol.common.population import PopulationEnv
+from msol.common.protocol import PhaseSpec, run_protocol
+from msol.common.run import Run
 
 
 def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: MLSHPhase | None,

@@ -5,7 +5,7 @@ iterations updating only the master, ``joint`` iterations updating master and su
 the data of the slots in their joint iterations only). Transfer: sub-policies frozen, every slot a fresh master on
 its transfer task, masters trained for the whole phase. Frames are counted per task slot.
 
-The learner trains a population (``msol.population``): every member has its own networks (a member dimension in
+The learner trains a population (``msol.common.population``): every member has its own networks (a member dimension in
 every layer), envs, task draws, Adam state and ``torch.Generator``; rows are member-major. A single run is a
 population of one.
 """
@@ -36,12 +36,12 @@ from msol.baselines.mlsh.losses import (
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
 from msol.baselines.mlsh.storage import MLSHRollout
-from msol.envs_adapter import MultitaskEnv, make_env
-from msol.figures import plot_option_map
-from msol.member_adam import MemberAdam
-from msol.networks import Generators
-from msol.numerics import check_finite
-from msol.population import (
+from msol.common.envs_adapter import MultitaskEnv, make_env
+from msol.common.layers import Generators
+from msol.common.member_adam import MemberAdam
+from msol.common.numerics import check_finite
+from msol.common.option_map import plot_option_map
+from msol.common.population import (
     MemberRecords,
     PopulationEnv,
     categorical_draw,
@@ -50,9 +50,9 @@ from msol.population import (
     optimizer_member_state,
     pad_to_member_blocks,
 )
-from msol.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
-from msol.returns import gae_advantages
-from msol.run import Run
+from msol.common.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
+from msol.common.returns import gae_advantages
+from msol.common.run import Run
 
 PROBE_LAYOUTS = 32  # goal layouts of the Moving Bandits diversity probe
 
@@ -316,7 +316,7 @@ class MLSHPhase(MemberRecords):
         return rows
 
     def finish_phase(self, member: int, run: Run) -> dict[str, float]:
-        """The sub-policy map of this phase on grid envs (``msol.figures.plot_option_map``: the sub-policy each task's
+        """The sub-policy map of this phase on grid envs (``msol.common.option_map.plot_option_map``: the sub-policy each task's
         master picks on each cell; MLSH has no terminations, its master re-decides every N steps). The Moving
         Bandits diversity probe runs with every evaluation."""
         policy = self.model.member(member)

@@ -1,8 +1,8 @@
 """MLSH's networks: per-task masters and shared sub-policies, each a small tanh MLP with policy and value heads.
 
-``SlotMLP`` is a stack of ``msol.networks.SlotLinear`` layers: ``n`` independent MLPs per population member
+``SlotMLP`` is a stack of ``msol.common.layers.SlotLinear`` layers: ``n`` independent MLPs per population member
 evaluated in one forward, row ``b`` going through network ``index[b]`` of its member (rows come in equal
-member-major blocks, ``msol.population``). The masters are one ``SlotMLP`` indexed by task slot; the sub-policies
+member-major blocks, ``msol.common.population``). The masters are one ``SlotMLP`` indexed by task slot; the sub-policies
 are one ``SlotMLP`` indexed by sub-policy, so every env of every slot of every member acts in a single forward.
 """
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from msol.networks import Generators, SlotLinear, load_member_state, member_module
+from msol.common.layers import Generators, SlotLinear, load_member_state, member_module
 
 
 class SlotMLP(nn.Module):

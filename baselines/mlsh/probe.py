@@ -1,7 +1,7 @@
 """Where does each sub-policy go? The option-diversity probe for Moving Bandits (MLSH issue #9).
 
 Every sub-policy is run alone and greedily for a whole episode on the same goal layouts. Its destination on a layout
-is the goal nearest to its final position (the definition of ``msol.option_probe``, so MLSH and MSOL are measured
+is the goal nearest to its final position (the definition of ``msol.soft_options.option_probe``, so MLSH and MSOL are measured
 alike), and it *reaches* it when it ends within the reward radius. If every sub-policy heads for the same goal,
 the master can only reach the correct goal half the time (≈ 21.9 instead of ≈ 43.8).
 """
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from msol.baselines.mlsh.networks import MLSHPolicy
+from msol.common.envs_adapter import MultitaskEnv
 from msol.envs.moving_bandits import ARENA, GOAL_RADIUS
-from msol.envs_adapter import MultitaskEnv
 
 
 def destinations(final_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +49,7 @@ def diversity_metrics(nearest: np.ndarray, reached: np.ndarray) -> dict[str, flo
     """From ``[num_subs, layouts]`` destinations:
 
     * ``options_same_goal``: share of layouts where every sub-policy ends nearest the same goal
-      (``msol.option_probe.same_goal_fraction``'s definition);
+      (``msol.soft_options.option_probe.same_goal_fraction``'s definition);
     * ``options_cover_both_goals``: share where the sub-policies together reach both goals (43.8 needs it);
     * ``options_reach_goal``: share of (sub-policy, layout) pairs that end within the radius of a goal.
     """

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from msol.algorithms import register_algorithm
 from msol.baselines.option_critic.learner import OptionCriticPhase
 from msol.baselines.option_critic.networks import OptionCriticNetwork
-from msol.envs_adapter import MultitaskEnv
-from msol.protocol import PhaseSpec, run_protocol, single_run
-from msol.run import Run
+from msol.common.algorithms import register_algorithm
+from msol.common.envs_adapter import MultitaskEnv
+from msol.common.protocol import PhaseSpec, run_protocol, single_run
+from msol.common.run import Run
 
 
 def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: OptionCriticPhase | None

@@ -18,11 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from msol.baselines.option_critic.losses import a2oc_loss, arrival_value, nstep_targets
 from msol.baselines.option_critic.networks import OptionCriticNetwork
-from msol.envs_adapter import MultitaskEnv
-from msol.figures import plot_option_map
-from msol.numerics import check_finite, check_finite_grads
-from msol.protocol import PhaseSpec, episode_row, evaluate_episodes, mean_stats
-from msol.run import Run
+from msol.common.envs_adapter import MultitaskEnv
+from msol.common.numerics import check_finite, check_finite_grads
+from msol.common.option_map import plot_option_map
+from msol.common.protocol import PhaseSpec, episode_row, evaluate_episodes, mean_stats
+from msol.common.run import Run
 
 
 @dataclass
@@ -163,7 +163,7 @@ class OptionCriticPhase:
         return row
 
     def finish_phase(self, run: Run) -> dict[str, float]:
-        """The option map of this phase on grid envs (``msol.figures.plot_option_map``): on each cell the option
+        """The option map of this phase on grid envs (``msol.common.option_map.plot_option_map``): on each cell the option
         with the highest ``Q(s, o)`` for the task, ``x`` where its ``β(s, o) > 0.5``."""
         tasks = list(self.env.tasks)
 

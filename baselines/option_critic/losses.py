@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from msol.baselines.option_critic.networks import OptionHeads
-from msol.returns import nstep_returns
+from msol.common.returns import nstep_returns
 
 
 def option_value(q: torch.Tensor, epsilon: float) -> torch.Tensor:

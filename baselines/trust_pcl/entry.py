@@ -7,12 +7,12 @@ import dataclasses
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from msol.algorithms import register_algorithm
 from msol.baselines.trust_pcl.algorithm import TrustPCLConfig
 from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
 from msol.baselines.trust_pcl.trainer import TrustPCLTrainer
-from msol.numerics import check_finite
-from msol.run import Run
+from msol.common.algorithms import register_algorithm
+from msol.common.numerics import check_finite
+from msol.common.run import Run
 
 
 def config_from_cfg(algo_cfg: DictConfig) -> TrustPCLConfig:

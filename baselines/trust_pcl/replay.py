@@ -100,7 +100,7 @@ class SubEpisodeReplay:
             terminated=torch.from_numpy(self.terminated[idx]),
         )
 
-    # -------------------------------------------------------------- checkpoints (tensors only, see msol/run.py)
+    # -------------------------------------------------------------- checkpoints (tensors only, see msol/common/run.py)
     _ARRAYS = ("observations", "actions", "rewards", "lengths", "terminated", "insert_step")
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Run-directory plumbing shared by ``algo=trust_pcl`` and ``algo=trpo``: the same rows, evaluation and checkpoints.
 
-Rows written through ``msol.run.Run.log`` (``step`` = env steps so far):
+Rows written through ``msol.common.run.Run.log`` (``step`` = env steps so far):
 
 - phase "train", every ``logger.log_interval_frames_per_task`` env steps: ``frames``, ``frames_per_task``,
   ``episode_return`` / ``episode_length`` (mean over the episodes finished since the previous row, NaN if none),
@@ -25,7 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from msol.baselines.trust_pcl.collector import ActFn, evaluate, make_env
-from msol.run import Run
+from msol.common.run import Run
 
 
 def env_kwargs(env_cfg: DictConfig, purpose: str) -> dict[str, Any]:

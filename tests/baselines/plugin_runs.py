@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-import msol.algorithms
+import msol.common.algorithms
 from msol.train import train
 
 TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
@@ -33,8 +33,8 @@ def runner(algo: str, plugin: str) -> Callable[[pytest.MonkeyPatch, Path, list[s
 
     def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
         monkeypatch.setenv("WANDB_MODE", "disabled")
-        monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", (plugin,))
-        monkeypatch.setattr(msol.algorithms, "_loaded", False)
+        monkeypatch.setattr(msol.common.algorithms, "_PLUGIN_MODULES", (plugin,))
+        monkeypatch.setattr(msol.common.algorithms, "_loaded", False)
         return train(compose_cfg(*overrides), run_dir=run_dir)
 
     return run_train
@@ -64,7 +64,7 @@ class Interrupted(Exception):
 def interrupted_then_resumed(monkeypatch: pytest.MonkeyPatch, run_train, run_dir: Path, overrides: list[str],
                              cut_at_row: int) -> list[dict]:
     """Train until the ``cut_at_row``-th metrics row is being logged, die there, resume; return the rows."""
-    from msol.run import Run
+    from msol.common.run import Run
 
     original_log, calls = Run.log, [0]
 

@@ -25,9 +25,9 @@ from msol.baselines.mlsh.losses import (
 )
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.baselines.mlsh.probe import destinations, diversity_metrics
-from msol.envs_adapter import make_env
-from msol.population import PopulationEnv
-from msol.protocol import protocol_phases
+from msol.common.envs_adapter import make_env
+from msol.common.population import PopulationEnv
+from msol.common.protocol import protocol_phases
 
 compose_cfg = composer("mlsh")
 run_train = runner("mlsh", "msol.baselines.mlsh")

@@ -22,8 +22,8 @@ from msol.baselines.option_critic.losses import (
     termination_loss,
 )
 from msol.baselines.option_critic.networks import OptionCriticNetwork, OptionHeads
-from msol.envs_adapter import make_env
-from msol.protocol import protocol_phases
+from msol.common.envs_adapter import make_env
+from msol.common.protocol import protocol_phases
 
 compose_cfg = composer("option_critic")
 run_train = runner("option_critic", "msol.baselines.option_critic")

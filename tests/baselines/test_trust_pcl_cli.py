@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-import msol.algorithms
+import msol.common.algorithms
 from msol import envs  # noqa: F401  (registers msol/* ids)
 from msol.baselines.trust_pcl import TrustPCLConfig, TrustPCLTrainer
 from msol.baselines.trust_pcl.collector import make_env
@@ -24,8 +24,8 @@ def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[st
     Loading only these keeps the test about them (other plugins are tested in their own files).
     """
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("msol.baselines.trust_pcl", "msol.baselines.trpo"))
-    monkeypatch.setattr(msol.algorithms, "_loaded", False)
+    monkeypatch.setattr(msol.common.algorithms, "_PLUGIN_MODULES", ("msol.baselines.trust_pcl", "msol.baselines.trpo"))
+    monkeypatch.setattr(msol.common.algorithms, "_loaded", False)
     with initialize_config_module("msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     return train(cfg, run_dir=run_dir)

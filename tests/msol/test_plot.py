@@ -28,7 +28,7 @@ FRAMES = [100, 200, 300, 400]
 def write_run(root: Path, algo: str, seed: int, transfer: list[float], *, env: str = "taxi", optimal=1.0,
               frames=FRAMES, phase: str = "transfer/eval", finished: bool = True, budget_scale: float = 0.01,
               options: list[float] | None = None) -> Path:
-    """A run directory as msol.run writes it: config.yaml, metrics.jsonl (train rows too), summary.json."""
+    """A run directory as msol.common.run writes it: config.yaml, metrics.jsonl (train rows too), summary.json."""
     run_dir = root / env / algo / f"s{seed}"
     run_dir.mkdir(parents=True)
     cfg = {"env": {"name": env, "optimal_return": optimal}, "algo": {"name": algo}, "seed": seed,

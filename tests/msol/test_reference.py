@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from msol.losses import evaluate, msol_a2c_loss, regularized_reward
-from msol.networks import HierarchicalPolicy, MemberLinear, SlotLinear
+from msol.common.layers import MemberLinear, SlotLinear
+from msol.common.returns import nstep_returns
 from msol.reference import Args, Batch, MSOLAgent, a2c_loss
-from msol.returns import nstep_returns
-from msol.storage import Rollout
+from msol.soft_options.losses import evaluate, msol_a2c_loss, regularized_reward
+from msol.soft_options.networks import HierarchicalPolicy
+from msol.soft_options.storage import Rollout
 
 ARGS = Args(num_options=3, num_slots=4, envs_per_slot=2, hidden=(16, 12), option_embedding=8,
             encoder_output_size=10, n_steps=6, gamma=0.9, alpha=0.9, beta=0.3, entropy_coef=0.07)

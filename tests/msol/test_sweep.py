@@ -14,8 +14,8 @@ from matplotlib.image import imread
 from omegaconf import OmegaConf
 
 from msol import plot
-from msol.algorithms import available_algorithms
-from msol.config_check import validate_config
+from msol.common.algorithms import available_algorithms
+from msol.common.config_check import validate_config
 from msol.sweep_status import planned_runs, status_table, sweep_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_experiment_sweeps_the_spec_row_and_every_job_config_is_valid(experiment
     for env in envs:
         for algo in paper["algo"]:
             cfg = _compose([f"experiment={experiment}", f"env={env}", f"algo={algo}", "budget=quick"])
-            assert cfg.experiment.name == experiment  # the W&B group (msol/run.py)
+            assert cfg.experiment.name == experiment  # the W&B group (msol/common/run.py)
             assert cfg.budget.name == "quick" and 0 < cfg.budget_scale == cfg.experiment.quick_budget_scale < 1
             assert cfg.population == 3
             assert (cfg.env.optimal_return is None) == (experiment == "swimmer")
@@ -67,7 +67,7 @@ def test_experiment_sweeps_the_spec_row_and_every_job_config_is_valid(experiment
 
 
 def test_quick_budget_scales_the_phases_the_trainer_runs():
-    from msol.protocol import build_phases
+    from msol.common.protocol import build_phases
 
     tasks = [f"{a}-{b}" for a in "RGYB" for b in "RGYB" if a != b]
     paper = build_phases(_compose(["experiment=taxi"]), tasks)
@@ -240,17 +240,17 @@ def test_local_joblib_launcher_runs_sweep_jobs_in_parallel(tmp_path):
 ])
 def test_moved_taxi_learns_options_on_the_original_map_and_transfers_on_the_moved_one(
         tmp_path, monkeypatch, algo, expected):
-    import msol.envs_adapter
+    import msol.common.envs_adapter
     from msol.train import train
 
     made: list[tuple[str, str]] = []
-    real = msol.envs_adapter.make_multitask_vector_env
+    real = msol.common.envs_adapter.make_multitask_vector_env
 
     def spy(env_id, slot_tasks, **kwargs):
         made.append((env_id, kwargs["mode"]))
         return real(env_id, slot_tasks, **kwargs)
 
-    monkeypatch.setattr(msol.envs_adapter, "make_multitask_vector_env", spy)
+    monkeypatch.setattr(msol.common.envs_adapter, "make_multitask_vector_env", spy)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     cfg = _compose(["experiment=taxi-moved", "env=taxi_moved", f"algo={algo}", "budget_scale=0.0005", "population=1",
                     "env.hparams.num_slots=2", "env.hparams.envs_per_slot=1", "env.hparams.hidden=[16]",

@@ -75,7 +75,7 @@ def test_run_directory_layout(tmp_path):
 def test_second_process_on_same_run_dir_is_refused(tmp_path):
     run = tmp_path / "run"
     train(_cfg(*TINY), run_dir=run)
-    from msol.run import RunDirError
+    from msol.common.run import RunDirError
 
     with pytest.raises(RunDirError, match="already holds a checkpoint"):
         train(_cfg(*TINY), run_dir=run)
@@ -100,7 +100,7 @@ def _start_until_rows(args: list[str], run_dir: Path, rows: int, cwd: Path) -> s
 
 def test_init_from_continues_another_runs_option_learning_exactly(tmp_path):
     """MSOL(frozen) from an MSOL run's option learning: same option rows, and the same transfer as a full run."""
-    from msol.run import RunDirError
+    from msol.common.run import RunDirError
 
     source, frozen, full = tmp_path / "msol", tmp_path / "frozen", tmp_path / "frozen_full"
     train(_cfg(*TINY), run_dir=source)

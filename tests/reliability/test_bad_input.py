@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from msol import train as train_module
-from msol.algorithms import available_algorithms
-from msol.config_check import ConfigError, validate_config
+from msol.common.algorithms import available_algorithms
+from msol.common.config_check import ConfigError, validate_config
 
 # (overrides, substrings the one-line error must contain: key, bad value, what is valid)
 CASES = [

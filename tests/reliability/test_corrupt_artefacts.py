@@ -14,8 +14,8 @@ import torch
 from conftest import TINY, compose_cfg, run_cli
 from omegaconf import OmegaConf
 
-from msol.checkpoint import CheckpointError, load_checked, save_atomic
-from msol.run import Run, RunDirError
+from msol.common.checkpoint import CheckpointError, load_checked, save_atomic
+from msol.common.run import Run, RunDirError
 
 # A distinctive tensor whose bytes are easy to find inside the checkpoint file.
 MARKER = torch.full((64,), 1234.5)

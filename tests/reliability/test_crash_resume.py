@@ -29,7 +29,7 @@ from conftest import (
     without_timing,
 )
 
-from msol.checkpoint import load_checked
+from msol.common.checkpoint import load_checked
 from msol.train import train
 
 # algo -> (extra overrides, kills). Exact resume: the run's full state (networks, optimisers, env arrays, RNGs) is in
@@ -162,7 +162,7 @@ def test_sigkill_then_resume_completes_the_run(tmp_path, algo):
 
 WRITER = """
 import sys, torch
-from msol.checkpoint import save_atomic
+from msol.common.checkpoint import save_atomic
 i = 0
 while True:
     save_atomic({"format": 2, "metrics_rows": i, "w": torch.full((300_000,), float(i))}, sys.argv[1])
@@ -176,7 +176,7 @@ def test_sigkill_during_checkpoint_writes_never_leaves_a_half_written_file(tmp_p
     (resume deletes it); at least 2 must have."""
     import sys
 
-    from msol.checkpoint import remove_stale_temporaries
+    from msol.common.checkpoint import remove_stale_temporaries
 
     path = tmp_path / "checkpoints" / "latest.pt"
     mid_write = attempts = 0
@@ -197,7 +197,7 @@ def test_sigkill_during_checkpoint_writes_never_leaves_a_half_written_file(tmp_p
 
 
 def test_second_process_on_a_live_run_directory_is_refused(tmp_path):
-    from msol.run import Run
+    from msol.common.run import Run
 
     run_dir = tmp_path / "run"
     holder = Run(compose_cfg(*TINY), run_dir)  # this test process is "the first training process"

@@ -12,11 +12,11 @@ import torch
 from conftest import TINY, cli_env, compose_cfg, metric_rows
 from omegaconf import OmegaConf
 
-import msol.protocol as protocol_module
-import msol.trainer as msol_trainer
-from msol.checkpoint import load_checked
-from msol.numerics import NumericalFault
-from msol.run import Run
+import msol.common.protocol as protocol_module
+import msol.soft_options.trainer as msol_trainer
+from msol.common.checkpoint import load_checked
+from msol.common.numerics import NumericalFault
+from msol.common.run import Run
 from msol.train import train
 
 POISON_AFTER_STEPS = 150  # env steps of the training env: a few log rows (and checkpoints) are written first
@@ -158,7 +158,7 @@ def test_cli_exits_3_with_one_line(tmp_path):
 
     run_dir = tmp_path / "run"
     script = (
-        "import sys, msol.protocol as t\n"
+        "import sys, msol.common.protocol as t\n"
         f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
         "from test_numerical_faults import poisoned_make_env\n"
         "t.make_env = poisoned_make_env(t.make_env, float('nan'))\n"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import TINY, compose_cfg, run_cli
 
-from msol import checkpoint as checkpoint_module
-from msol.checkpoint import WriteError, load_checked, save_atomic
+from msol.common import checkpoint as checkpoint_module
+from msol.common.checkpoint import WriteError, load_checked, save_atomic
 from msol.train import train, unwritable
 
 

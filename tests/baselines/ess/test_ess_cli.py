@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-import msol.algorithms
+import msol.common.algorithms
 from msol.train import train
 
 SMALL = ["env.kwargs.K=5", "env.kwargs.potential=0.95", "env.hparams.log_interval_frames_per_task=200",
@@ -18,8 +18,8 @@ SMALL = ["env.kwargs.K=5", "env.kwargs.potential=0.95", "env.hparams.log_interva
 
 def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.algorithms, "_PLUGIN_MODULES", ("msol.baselines.ess",))
-    monkeypatch.setattr(msol.algorithms, "_loaded", False)
+    monkeypatch.setattr(msol.common.algorithms, "_PLUGIN_MODULES", ("msol.baselines.ess",))
+    monkeypatch.setattr(msol.common.algorithms, "_loaded", False)
     with initialize_config_module("msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     return train(cfg, run_dir=run_dir)

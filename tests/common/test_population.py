@@ -9,8 +9,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from msol.envs_adapter import make_env
-from msol.population import (
+from msol.common.envs_adapter import make_env
+from msol.common.population import (
     PopulationEnv,
     clip_grad_norm_per_member,
     consistent_checkpoints,
@@ -18,8 +18,8 @@ from msol.population import (
     population_dirs,
     write_population_file,
 )
-from msol.protocol import PhaseSpec, build_phases, task_names
-from msol.trainer import make_msol_phase
+from msol.common.protocol import PhaseSpec, build_phases, task_names
+from msol.soft_options.trainer import make_msol_phase
 
 # Tiny networks, 3 slots, a slot reset every 60 frames per task: 20 updates cross several resets.
 TINY = {
@@ -71,7 +71,7 @@ def _train_and_compare(population, singles, updates: int = 20) -> None:
 
 def _mlsh_phase(cfg, seeds: list[int]):
     from msol.baselines.mlsh.entry import make_mlsh_phase
-    from msol.protocol import protocol_phases
+    from msol.common.protocol import protocol_phases
 
     spec = protocol_phases(cfg)[0]
     env = PopulationEnv([make_env(cfg, spec.slot_tasks, mode=spec.mode, envs_per_slot=2, seed=s * 1000)
@@ -142,7 +142,7 @@ def test_member_run_directories_are_named_like_single_runs(tmp_path):
 
 
 def test_resume_picks_the_step_every_member_holds(tmp_path):
-    from msol.checkpoint import save_atomic
+    from msol.common.checkpoint import save_atomic
 
     def write(run_dir, name, frames):
         save_atomic({"format": 5, "metrics_rows": 0, "phase_index": 0, "frames": frames},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from msol.networks import HierarchicalPolicy
+from msol.soft_options.networks import HierarchicalPolicy
 
 
 @torch.no_grad()

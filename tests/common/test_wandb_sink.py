@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from msol.wandb_sink import WandbSink
+from msol.common.wandb_sink import WandbSink
 
 
 def _sink(tmp_path, mode):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from msol.envs.moving_bandits import ARENA, MOVES, START
-from msol.networks import HierarchicalPolicy
+from msol.soft_options.networks import HierarchicalPolicy
 
 
 @torch.no_grad()

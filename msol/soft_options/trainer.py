@@ -1,12 +1,12 @@
 """MSOL training: option learning on the training tasks, then transfer (spec/msol.md, "Protocol").
 
-``MSOLPhase`` follows stable-baselines3's split: the policy (``msol.networks``) acts, ``collect`` fills a
-``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.losses``. It is the
-:class:`msol.protocol.PhaseLearner` of MSOL and of the baselines that are special cases of the hierarchy;
-``msol.protocol.run_protocol`` chains the phases, logs, evaluates and checkpoints. Frames are counted per task
+``MSOLPhase`` follows stable-baselines3's split: the policy (``msol.soft_options.networks``) acts, ``collect`` fills a
+``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.soft_options.losses``. It is the
+:class:`msol.common.protocol.PhaseLearner` of MSOL and of the baselines that are special cases of the hierarchy;
+``msol.common.protocol.run_protocol`` chains the phases, logs, evaluates and checkpoints. Frames are counted per task
 slot ("frames per task") everywhere.
 
-One ``MSOLPhase`` trains every member of a population (``msol.population``) with one forward, backward and
+One ``MSOLPhase`` trains every member of a population (``msol.common.population``) with one forward, backward and
 optimiser step; a single run is a population of one.
 """
 
@@ -19,18 +19,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from msol.acting import act, value_after
-from msol.algorithms import register_algorithm
-from msol.diagnostics import option_layer_stats
-from msol.envs_adapter import MultitaskEnv
-from msol.evaluation import evaluate_slots
-from msol.figures import plot_options
-from msol.inputs import policy_input
-from msol.losses import evaluate, msol_a2c_loss, msol_ppo_loss, regularized_reward
-from msol.networks import Generators, HierarchicalPolicy
-from msol.numerics import check_finite, check_finite_grads
-from msol.option_probe import same_goal_fraction
-from msol.population import (
+from msol.common.algorithms import register_algorithm
+from msol.common.envs_adapter import MultitaskEnv
+from msol.common.layers import Generators
+from msol.common.numerics import check_finite, check_finite_grads
+from msol.common.population import (
     MemberRecords,
     PopulationEnv,
     clip_grad_norm_per_member,
@@ -38,7 +31,7 @@ from msol.population import (
     optimizer_member_state,
     pad_to_member_blocks,
 )
-from msol.protocol import (
+from msol.common.protocol import (
     PhaseSpec,
     build_phases,
     draw_slot_task,
@@ -47,10 +40,18 @@ from msol.protocol import (
     run_protocol,
     task_names,
 )
-from msol.returns import gae_advantages, nstep_returns
-from msol.run import Run
-from msol.schedules import anneal_then_hold
-from msol.storage import Rollout, member_major, time_major
+from msol.common.returns import gae_advantages, nstep_returns
+from msol.common.run import Run
+from msol.common.schedules import anneal_then_hold
+from msol.soft_options.acting import act, value_after
+from msol.soft_options.diagnostics import option_layer_stats
+from msol.soft_options.evaluation import evaluate_slots
+from msol.soft_options.figures import plot_options
+from msol.soft_options.inputs import policy_input
+from msol.soft_options.losses import evaluate, msol_a2c_loss, msol_ppo_loss, regularized_reward
+from msol.soft_options.networks import HierarchicalPolicy
+from msol.soft_options.option_probe import same_goal_fraction
+from msol.soft_options.storage import Rollout, member_major, time_major
 
 
 class MSOLPhase(MemberRecords):
@@ -313,7 +314,7 @@ class MSOLPhase(MemberRecords):
 
     def pop_log_rows(self) -> list[dict[str, float]]:
         """Per member: mean of the update statistics and per-task returns since the last row, and the option-layer
-        diagnostics (:func:`msol.diagnostics.option_layer_stats`) on the member's last rollout observations."""
+        diagnostics (:func:`msol.soft_options.diagnostics.option_layer_stats`) on the member's last rollout observations."""
         rows = []
         obs = self.storage.obs.view(self.n_steps, self.members, -1, self.storage.obs.shape[-1])
         for member, env in enumerate(self.env.members):

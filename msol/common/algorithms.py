@@ -1,7 +1,9 @@
 """The algorithm registry: ``cfg.algo.name`` -> the function that trains it.
 
 Every algorithm, ours or a baseline, is a function ``(cfg, run) -> summary`` registered here, so the training
-entry point, the run directory, logging, checkpoints and resume are shared by all of them.
+entry point, the run directory, logging, checkpoints and resume are shared by all of them. Another package adds
+its own by declaring the module that registers them under the entry-point group :data:`ENTRY_POINT_GROUP`
+(docs/extending.md).
 """
 
 from __future__ import annotations
@@ -9,15 +11,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 from omegaconf import DictConfig
 
 TrainFn = Callable[[DictConfig, Any], Any]  # (cfg, run) -> summary; with populations (cfg, runs) -> summaries
 
+ENTRY_POINT_GROUP = "msol.algorithms"  # other packages: ``name = "their_package.module"`` registers on import
+
 # Modules whose import registers algorithms (imported lazily: some pull in heavy optional code paths).
 _PLUGIN_MODULES: tuple[str, ...] = (
-    "msol.trainer",
+    "msol.soft_options.trainer",
     "msol.baselines.trust_pcl",
     "msol.baselines.trpo",
     "msol.baselines.ess",
@@ -47,7 +52,7 @@ def register_algorithm(
 ) -> Callable[[TrainFn], TrainFn]:
     """Register ``fn`` as the trainer of ``algo=<name>``; ``action_spaces`` lists what it can act in, ``devices``
     the kinds of ``cfg.device`` it honours (any other is refused, never silently ignored); ``populations``: ``fn``
-    is ``(cfg, runs) -> summaries`` and trains ``population=S`` members in one process (``msol.population``)."""
+    is ``(cfg, runs) -> summaries`` and trains ``population=S`` members in one process (``msol.common.population``)."""
 
     def decorator(fn: TrainFn) -> TrainFn:
         _REGISTRY[name] = AlgorithmSpec(name, fn, tuple(action_spaces),
@@ -63,12 +68,13 @@ def _load_plugins() -> None:
     if _loaded:
         return
     for module in _PLUGIN_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # A plugin package that is not written yet is simply absent; a missing dependency inside it is a bug.
-            if exc.name is None or not module.startswith(exc.name):
-                raise
+            entry.load()
+        except ImportError as exc:
+            raise ImportError(f"the {ENTRY_POINT_GROUP} plugin {entry.name} = {entry.value!r} (package "
+                              f"{entry.dist.name if entry.dist else '?'}) failed to import: {exc}") from exc
     _loaded = True
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from msol.member_adam import MemberAdam
-from msol.population import load_optimizer_members, optimizer_member_state
+from msol.common.member_adam import MemberAdam
+from msol.common.population import load_optimizer_members, optimizer_member_state
 
 
 def _grads(steps: int, shape: tuple[int, ...]) -> list[torch.Tensor]:

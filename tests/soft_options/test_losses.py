@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from msol.losses import Evaluation, msol_a2c_loss, regularized_reward
-from msol.returns import nstep_returns
-from msol.storage import Rollout
+from msol.common.returns import nstep_returns
+from msol.soft_options.losses import Evaluation, msol_a2c_loss, regularized_reward
+from msol.soft_options.storage import Rollout
 
 
 def _ev(**overrides):

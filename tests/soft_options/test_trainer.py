@@ -6,10 +6,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from msol.envs_adapter import make_env
-from msol.population import PopulationEnv
-from msol.protocol import PhaseSpec
-from msol.trainer import make_msol_phase
+from msol.common.envs_adapter import make_env
+from msol.common.population import PopulationEnv
+from msol.common.protocol import PhaseSpec
+from msol.soft_options.trainer import make_msol_phase
 
 TINY = ["env=moving_bandits", "env.hparams.hidden=[16]", "env.hparams.encoder_output_size=16",
         "env.hparams.option_embedding=4", "env.hparams.envs_per_slot=1"]

@@ -2,11 +2,12 @@
 
 import torch
 
-from msol.acting import act
-from msol.losses import evaluate
-from msol.networks import HierarchicalPolicy, MemberLinear, SlotLinear
-from msol.storage import Rollout
-from msol.trainer import _transfer_policy
+from msol.common.layers import MemberLinear, SlotLinear
+from msol.soft_options.acting import act
+from msol.soft_options.losses import evaluate
+from msol.soft_options.networks import HierarchicalPolicy
+from msol.soft_options.storage import Rollout
+from msol.soft_options.trainer import _transfer_policy
 
 
 def _policy(continuous=False, slots=3):

@@ -13,9 +13,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.config_check import ConfigError
-from msol.population import population_dirs
-from msol.run import RESULT_NEUTRAL_KEYS, RunDirError, in_use_error, lock_is_held
+from msol.common.config_check import ConfigError
+from msol.common.population import population_dirs
+from msol.common.run import RESULT_NEUTRAL_KEYS, RunDirError, in_use_error, lock_is_held
 
 RESUME_FREE_KEYS = RESULT_NEUTRAL_KEYS  # what a resume may change
 # Config groups a command line may name; on resume each must name what the run already used.

@@ -10,8 +10,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from msol.envs_adapter import make_env
-from msol.protocol import (
+from msol.common.envs_adapter import make_env
+from msol.common.protocol import (
     PhaseSpec,
     build_phases,
     draw_slot_task,
@@ -103,8 +103,8 @@ def test_tasks_are_assigned_to_slots_round_robin():
 
 
 def test_msol_slot_resets_keep_every_taxi_task_in_its_slot_and_restart_master_and_posteriors():
-    from msol.population import PopulationEnv
-    from msol.trainer import make_msol_phase
+    from msol.common.population import PopulationEnv
+    from msol.soft_options.trainer import make_msol_phase
 
     cfg = _cfg("env=taxi", "algo=msol", "env.hparams.envs_per_slot=1", "algo.hidden=[16]",
                "algo.encoder_output_size=16", "algo.option_embedding=4")

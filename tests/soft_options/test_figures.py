@@ -6,11 +6,15 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 
-from msol.envs_adapter import make_env
-from msol.figures import plot_options
-from msol.networks import HierarchicalPolicy
-from msol.option_probe import moving_bandits_option_paths, option_destinations, same_goal_fraction
-from msol.trainer import _make_policy
+from msol.common.envs_adapter import make_env
+from msol.soft_options.figures import plot_options
+from msol.soft_options.networks import HierarchicalPolicy
+from msol.soft_options.option_probe import (
+    moving_bandits_option_paths,
+    option_destinations,
+    same_goal_fraction,
+)
+from msol.soft_options.trainer import _make_policy
 
 
 def test_taxi_option_map_is_written(tmp_path):
@@ -39,12 +43,13 @@ def test_moving_bandits_probe_detects_options_heading_to_the_same_goal():
 
 
 def test_option_map_has_one_panel_per_task_and_none_for_a_policy_without_options(tmp_path, monkeypatch):
-    from msol import figures
+    from msol.common import option_map
+    from msol.soft_options import figures
 
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "env.hparams.hidden=[16]", "env.hparams.encoder_output_size=16"])
     env = make_env(cfg, ["R-G", "B-Y", "R-G"], mode="train", envs_per_slot=1, seed=0)
-    assert figures.task_slots(list(env.slot_tasks)) == {"R-G": 0, "B-Y": 1}
+    assert option_map.task_slots(list(env.slot_tasks)) == {"R-G": 0, "B-Y": 1}
     titles: list[str] = []
     monkeypatch.setattr(figures.plt.Axes, "set_title", lambda ax, text, **kw: titles.append(text))
     assert plot_options(_make_policy(cfg, env, 3), env, tmp_path / "options.png") is not None

@@ -1,4 +1,4 @@
-"""Fixtures shared by the MSOL tests."""
+"""Fixtures shared across the test folders."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Categorical
 
-from msol.networks import HierarchicalPolicy
-from msol.storage import Rollout
+from msol.soft_options.networks import HierarchicalPolicy
+from msol.soft_options.storage import Rollout
 
 
 @dataclass

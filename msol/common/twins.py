@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.config_check import ConfigError
+from msol.common.config_check import ConfigError
 
 
 def twin_algo(cfg: DictConfig, name: str) -> DictConfig:

@@ -1,8 +1,8 @@
 """Populations: ``S`` independent members of one configuration trained in one process (``population=S``).
 
-Member ``k`` has seed ``seed + k``, its own parameters (a member dimension in every layer, ``msol.networks``), its
+Member ``k`` has seed ``seed + k``, its own parameters (a member dimension in every layer, ``msol.soft_options.networks``), its
 own optimiser state, envs and ``torch.Generator``, and its own run directory, written exactly as a single run of
-its seed would write it. Nothing is shared: each member's loss is its own mean (``msol.losses``), its gradient
+its seed would write it. Nothing is shared: each member's loss is its own mean (``msol.soft_options.losses``), its gradient
 norm is clipped on its own (:func:`clip_grad_norm_per_member`), and the element-wise optimisers (RMSprop, Adam)
 then step every member as its own optimiser would. A single run is a population of one.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, open_dict
 
-from msol.envs_adapter import MultitaskEnv, StepOut
+from msol.common.envs_adapter import MultitaskEnv, StepOut
 
 POPULATION_FILE = "population.json"  # in every member's run directory: where the other members are
 
@@ -212,7 +212,7 @@ def load_optimizer_members(optimizer: torch.optim.Optimizer, states: Sequence[di
 
 def _per_member(value: Any, param_shape: tuple[int, ...]) -> bool:
     """Whether an optimiser state entry holds one slice per member: a moment (the parameter's shape) or a per-member
-    step count (:class:`msol.member_adam.MemberAdam`, the parameter's member dim); a shared scalar step does not."""
+    step count (:class:`msol.common.member_adam.MemberAdam`, the parameter's member dim); a shared scalar step does not."""
     return torch.is_tensor(value) and value.dim() > 0 and value.shape in (tuple(param_shape),
                                                                           tuple(param_shape[:1]))
 
@@ -222,8 +222,8 @@ def consistent_checkpoints(run_dirs: Sequence[Path]) -> list[str]:
     step. Members write their checkpoints one after another, each moving its ``latest.pt`` to ``previous.pt`` first;
     a kill between two members' writes leaves some members one checkpoint ahead, and every member then still holds
     the older step."""
-    from msol.checkpoint import CheckpointError, load_checked
-    from msol.run import RunDirError
+    from msol.common.checkpoint import CheckpointError, load_checked
+    from msol.common.run import RunDirError
 
     if len(run_dirs) == 1:
         return ["latest"]

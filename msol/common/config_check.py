@@ -56,7 +56,7 @@ _TASKS: Rule = (lambda v: v == "all" or (isinstance(v, list) and bool(v) and all
                 "must be 'all' or a non-empty list of task names")
 
 # key (last path component) -> rule. Keys of every algorithm and env config (algo.*, env.hparams.*, env.kwargs.*).
-# How a reset task slot draws its next task (msol.protocol.draw_slot_task).
+# How a reset task slot draws its next task (msol.common.protocol.draw_slot_task).
 SLOT_TASK_DRAWS = ("keep", "uniform")
 
 RULES: dict[str, Rule] = {
@@ -282,7 +282,7 @@ def _check_type(path: str, value: Any, default: Any) -> str | None:
 
 def _check_algorithm(cfg: DictConfig) -> str | None:
     """The algorithm exists and can act in the env's action space (a continuous env with a discrete-only algo)."""
-    from msol.algorithms import available_algorithms
+    from msol.common.algorithms import available_algorithms
 
     algos = available_algorithms()
     name = str(OmegaConf.select(cfg, "algo.name", throw_on_resolution_failure=False))

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from msol.networks import Generators, HierarchicalPolicy
-from msol.population import categorical_draw, member_uniforms
+from msol.common.layers import Generators
+from msol.common.population import categorical_draw, member_uniforms
+from msol.soft_options.networks import HierarchicalPolicy
 
 
 @dataclass

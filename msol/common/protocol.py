@@ -4,9 +4,9 @@
 for each phase asks the algorithm for a :class:`PhaseLearner`, iterates it, writes ``phase`` rows every log
 interval and ``<phase>/eval`` rows every eval interval (``frames_per_task`` and per-task ``return/<task>``
 columns), checkpoints by wall clock and at every phase end, and resumes mid-phase bit for bit. MSOL and its special
-cases (``msol.trainer``), MLSH and Option-Critic each supply only their learner.
+cases (``msol.soft_options.trainer``), MLSH and Option-Critic each supply only their learner.
 
-The loop serves a population (``msol.population``): one learner iterates every member at once, while each member
+The loop serves a population (``msol.common.population``): one learner iterates every member at once, while each member
 logs, evaluates and checkpoints into its own run. Learners written for one run (:class:`SoloLearner`) take part as
 populations of one.
 """
@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.config_check import SLOT_TASK_DRAWS
-from msol.envs_adapter import MultitaskEnv, make_env, resolve_tasks
-from msol.interrupt import Interrupted, StopSignals
-from msol.networks import Generators
-from msol.population import PopulationEnv
-from msol.run import Run
+from msol.common.config_check import SLOT_TASK_DRAWS
+from msol.common.envs_adapter import MultitaskEnv, make_env, resolve_tasks
+from msol.common.interrupt import Interrupted, StopSignals
+from msol.common.layers import Generators
+from msol.common.population import PopulationEnv
+from msol.common.run import Run
 
 
 @dataclass
@@ -355,7 +355,7 @@ def _run_phases(cfg: DictConfig, pop: _Population, make_learner: MakeLearner, ph
             learner.start(seeds=[seed * 1000 + index for seed in pop.seeds])
         if learner.frames_per_iteration != iteration_frames(cfg):
             raise RuntimeError(f"{type(learner).__name__} adds {learner.frames_per_iteration} frames per task per "
-                               f"iteration; msol.protocol.iteration_frames says {iteration_frames(cfg)}")
+                               f"iteration; msol.common.protocol.iteration_frames says {iteration_frames(cfg)}")
         log_every, eval_every = log_intervals(cfg, spec)
         t0, f0 = time.time(), learner.frames
         while learner.frames < spec.frames_per_task:
@@ -402,7 +402,7 @@ def _run_phases(cfg: DictConfig, pop: _Population, make_learner: MakeLearner, ph
 def _checkpoint(pop: _Population, phase_index: int, learner: PhaseLearner, phase_end: str | None = None) -> None:
     """Every member's state into its own run's ``latest.pt`` (and, at a phase end, ``<phase>.pt`` with the member's
     ``model`` for readers). With several members each ``latest.pt`` first moves to ``previous.pt``: a kill between
-    two members' writes leaves a step that every member holds (``msol.population``)."""
+    two members' writes leaves a step that every member holds (``msol.common.population``)."""
     for member, run in enumerate(pop.runs):
         state = {"phase_index": phase_index, "frames": learner.frames, "learner": learner.state_dict(member),
                  "pending": learner.pending(member), "generator": pop.generators[member].get_state(),

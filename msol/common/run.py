@@ -36,13 +36,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from msol.checkpoint import CheckpointError, load_checked, remove_stale_temporaries, save_atomic
-from msol.numerics import check_finite_metric, check_finite_state
-from msol.wandb_sink import WandbSink
+from msol.common.checkpoint import CheckpointError, load_checked, remove_stale_temporaries, save_atomic
+from msol.common.numerics import check_finite_metric, check_finite_state
+from msol.common.wandb_sink import WandbSink
 
-# 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.protocol); 4: a member dimension
-# in every parameter and the member's own torch.Generator (msol.population); 5: MLSH trains populations (its Adam
-# state per member, msol.member_adam; its draws from the member's generator)
+# 2: content checksum (sha256) stored inside; 3: one learner state per phase (msol.common.protocol); 4: a member dimension
+# in every parameter and the member's own torch.Generator (msol.common.population); 5: MLSH trains populations (its Adam
+# state per member, msol.common.member_adam; its draws from the member's generator)
 CHECKPOINT_FORMAT = 5
 
 # Keys that steer logging, checkpoint timing, threads or the device, never what is learned: a resume may change them.
@@ -153,7 +153,7 @@ class Run:
 
         A state holding a NaN/inf tensor raises :class:`NumericalFault` and is not written: the previous
         checkpoint stays the last good one. ``keep_previous`` first moves the old file to ``previous.pt``
-        (populations: see ``msol.population.consistent_checkpoints``).
+        (populations: see ``msol.common.population.consistent_checkpoints``).
         """
         check_finite_state(f"checkpoint state (not written; the previous {name}.pt is kept)", state)
         payload = dict(state)
@@ -379,7 +379,7 @@ def dumps_strict(value: Any, **kwargs: Any) -> str:
 
 def config_differences(old: DictConfig, new: DictConfig, free: tuple[str, ...]) -> list[str]:
     """``key: old -> new`` for every resolved leaf that differs, except keys under a ``free`` prefix."""
-    from msol.config_check import flat_leaves
+    from msol.common.config_check import flat_leaves
 
     a, b = (flat_leaves(OmegaConf.to_container(c, resolve=True)) for c in (old, new))
     keys = sorted(k for k in a.keys() | b.keys()

@@ -2,8 +2,8 @@
 
 import torch
 
-from msol.diagnostics import option_layer_stats
-from msol.networks import HierarchicalPolicy
+from msol.soft_options.diagnostics import option_layer_stats
+from msol.soft_options.networks import HierarchicalPolicy
 
 
 def _policy():

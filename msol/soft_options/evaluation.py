@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from msol.acting import act
-from msol.envs_adapter import MultitaskEnv
-from msol.inputs import policy_input
-from msol.networks import HierarchicalPolicy
-from msol.protocol import evaluate_episodes
+from msol.common.envs_adapter import MultitaskEnv
+from msol.common.protocol import evaluate_episodes
+from msol.soft_options.acting import act
+from msol.soft_options.inputs import policy_input
+from msol.soft_options.networks import HierarchicalPolicy
 
 
 @torch.no_grad()
