@@ -1,7 +1,7 @@
 """``python -m msol.train env=<env> algo=trpo``: sb3-contrib's TRPO, the Trust-PCL comparison baseline.
 
 The algorithm is sb3-contrib's; this module only plugs it into the run directory through an SB3 callback, with the
-same rows, greedy evaluation and checkpoints as ``algo=trust_pcl`` (``baselines/trust_pcl/reporting.py``).
+same rows, greedy evaluation and checkpoints as ``algo=trust_pcl`` (``msol/common/single_env.py``).
 
 Checkpoints are written at the start of a rollout (after the previous update), so they hold a consistent policy,
 value function and critic optimiser; a resumed run starts a fresh rollout and a fresh episode. SB3 collects whole
@@ -19,9 +19,9 @@ from sb3_contrib import TRPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
-from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
 from msol.common.algorithms import register_algorithm
 from msol.common.run import Run
+from msol.common.single_env import Reporter, make_run_env
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _HYPERPARAMETERS = ("n_steps", "batch_size", "gamma", "gae_lambda", "n_critic_updates", "target_kl",
@@ -40,7 +40,7 @@ def make_trpo(cfg: DictConfig) -> TRPO:
                 **{key: algo[key] for key in _HYPERPARAMETERS})
 
 
-class RunCallback(BaseCallback):
+class ReporterCallback(BaseCallback):
     """Feeds finished episodes (from SB3's Monitor), learner metrics and checkpoints to the shared Reporter."""
 
     def __init__(self, reporter: Reporter) -> None:
@@ -74,7 +74,7 @@ def train_trpo(cfg: DictConfig, run: Run) -> dict[str, float]:
     torch.manual_seed(int(cfg.seed))
     model = make_trpo(cfg)
     reporter = Reporter(cfg, run, greedy_act=lambda obs: np.asarray(model.predict(obs, deterministic=True)[0]))
-    callback = RunCallback(reporter)
+    callback = ReporterCallback(reporter)
 
     checkpoint = run.load_checkpoint()
     if checkpoint is not None:

@@ -2,8 +2,8 @@
 
 Modules, in the order the algorithm reads: ``networks`` (π_θ, V_φ), ``replay`` (recency-sampled sub-episodes),
 ``consistency`` (the consistency error C), ``lagrange`` (λ from ε by bisection), ``algorithm`` (loss, gradient
-step, lagged prior/target), ``collector`` (env side), ``trainer`` (Algorithm 1), ``reporting`` + ``entry``
-(``algo=trust_pcl`` in ``python -m msol.train``). Documentation: docs/trust_pcl.md.
+step, lagged prior/target), ``collector`` (sub-episodes), ``trainer`` (Algorithm 1), ``entry`` (``algo=trust_pcl`` in
+``python -m msol.train``; the env, rows and evaluation are msol/common/single_env.py's, shared with TRPO). Documentation: docs/trust_pcl.md.
 """
 
 from msol.baselines.trust_pcl.algorithm import TrustPCL, TrustPCLConfig

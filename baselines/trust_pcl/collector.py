@@ -1,38 +1,15 @@
-"""Environment side of Trust-PCL: making a flat-observation env, collecting sub-episodes, greedy evaluation.
-
-Also used by the TRPO baseline (``baselines/trpo.py``) so both algorithms see the same environments and the same
-evaluation protocol (the paper reports the reward of greedy actions).
-"""
+"""Environment side of Trust-PCL: collecting sub-episodes (the env and the greedy evaluation are
+msol/common/single_env.py's, shared with TRPO)."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from msol.baselines.trust_pcl.replay import SubEpisode
-
-ActFn = Callable[[np.ndarray], np.ndarray]
-
-
-def make_env(env_id: str, kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    """``gymnasium.make`` (``msol/...`` ids included) with observations flattened to a float vector."""
-    from msol import envs  # noqa: F401  (registers the msol/* environments)
-
-    env = gym.make(env_id, **dict(kwargs or {}))
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-        env = gym.wrappers.FlattenObservation(env)
-    return env
-
-
-def env_action(action: np.ndarray, space: gym.Space) -> np.ndarray | int:
-    """What the env receives: Gaussian samples are clipped to the Box (the stored action stays unclipped)."""
-    if isinstance(space, gym.spaces.Box):
-        return np.clip(action, space.low, space.high)
-    return int(action)
+from msol.common.single_env import ActFn, env_action
 
 
 class SubEpisodeCollector:
@@ -74,17 +51,3 @@ class SubEpisodeCollector:
                 observations, actions, rewards = [self.obs], [], []
         self.episodes.extend(finished)
         return sub_episodes, finished
-
-
-def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int) -> tuple[float, float]:
-    """Mean and standard deviation of the undiscounted return of ``episodes`` episodes of ``act``."""
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, total = False, 0.0
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(env_action(act(obs), env.action_space))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns)), float(np.std(returns))

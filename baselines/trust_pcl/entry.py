@@ -8,11 +8,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from msol.baselines.trust_pcl.algorithm import TrustPCLConfig
-from msol.baselines.trust_pcl.reporting import Reporter, make_run_env
 from msol.baselines.trust_pcl.trainer import TrustPCLTrainer
 from msol.common.algorithms import register_algorithm
 from msol.common.numerics import check_finite
 from msol.common.run import Run
+from msol.common.single_env import Reporter, make_run_env
 
 
 def config_from_cfg(algo_cfg: DictConfig) -> TrustPCLConfig:

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_module
 import msol.common.algorithms
 from msol import envs  # noqa: F401  (registers msol/* ids)
 from msol.baselines.trust_pcl import TrustPCLConfig, TrustPCLTrainer
-from msol.baselines.trust_pcl.collector import make_env
+from msol.common.single_env import make_env
 from msol.train import train
 
 

@@ -1,4 +1,5 @@
-"""Run-directory plumbing shared by ``algo=trust_pcl`` and ``algo=trpo``: the same rows, evaluation and checkpoints.
+"""The run-directory side of a learner on ONE gymnasium env (Trust-PCL, TRPO): the env, the same rows, greedy
+evaluation and wall-clock checkpoints for both, so their curves compare like for like.
 
 Rows written through ``msol.common.run.Run.log`` (``step`` = env steps so far):
 
@@ -10,7 +11,8 @@ Rows written through ``msol.common.run.Run.log`` (``step`` = env steps so far):
   on a separate env (``env.eval_mode`` if the env has modes).
 
 One env is one task stream here, so ``frames_per_task`` equals ``frames`` (on a multitask env the single policy
-trains on the task mixture the env draws).
+trains on the task mixture the env draws). The ESS agents (SB3) keep rows of their own (game metrics such as win
+rates against fixed opponents, per side of a multi-agent phase): ``msol.baselines.ess.callbacks``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,40 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from msol.baselines.trust_pcl.collector import ActFn, evaluate, make_env
 from msol.common.run import Run
+
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+def make_env(env_id: str, kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    """``gymnasium.make`` (``msol/...`` ids included) with observations flattened to a float vector."""
+    from msol import envs  # noqa: F401  (registers the msol/* environments)
+
+    env = gym.make(env_id, **dict(kwargs or {}))
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        env = gym.wrappers.FlattenObservation(env)
+    return env
+
+
+def env_action(action: np.ndarray, space: gym.Space) -> np.ndarray | int:
+    """What the env receives: Gaussian samples are clipped to the Box (the stored action stays unclipped)."""
+    if isinstance(space, gym.spaces.Box):
+        return np.clip(action, space.low, space.high)
+    return int(action)
+
+
+def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int) -> tuple[float, float]:
+    """Mean and standard deviation of the undiscounted return of ``episodes`` episodes of ``act``."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(env_action(act(obs), env.action_space))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns)), float(np.std(returns))
 
 
 def env_kwargs(env_cfg: DictConfig, purpose: str) -> dict[str, Any]:
