@@ -29,36 +29,37 @@ from msol import envs  # noqa: F401
 from msol.common.envs_adapter import make_env
 from msol.common.population import PopulationEnv
 from msol.common.protocol import PhaseSpec
-from msol.soft_options.trainer import MSOLPhase, _make_policy
+from msol.soft_options.trainer import MSOLLearner, _make_policy
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## MSOL-A2C vs stable-baselines3 A2C throughput (Taxi)"
 
 
 def make_msol(frames_warmup: int = 20, compile_loss: bool = False):
-    """MSOL's collect/update loop; ``compile_loss`` wraps the loss forward (``msol.soft_options.losses.evaluate``) in
+    """MSOL's collect/update loop; ``compile_loss`` wraps the loss forward (``msol.soft_options.losses.rollout_terms``) in
     ``torch.compile`` — a probe of how much kernel fusion would buy, not a library option."""
     import msol.soft_options.losses
     import msol.soft_options.trainer
 
-    # The trainer looks ``evaluate`` up at call time: each learner installs its own before it runs, so an eager
-    # and a compiled learner can be interleaved in one process.
-    evaluate = torch.compile(msol.soft_options.losses.evaluate, dynamic=False) if compile_loss else msol.soft_options.losses.evaluate
-    msol.soft_options.trainer.evaluate = evaluate
+    # The trainer looks ``rollout_terms`` up at call time: each learner installs its own before it runs, so an
+    # eager and a compiled learner can be interleaved in one process.
+    eager = msol.soft_options.losses.rollout_terms
+    rollout_terms = torch.compile(eager, dynamic=False) if compile_loss else eager
+    msol.soft_options.trainer.rollout_terms = rollout_terms
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=["env=taxi", "algo=msol"])
     tasks = list(gymnasium.make("msol/Taxi-v0").unwrapped.tasks)
     env = make_env(cfg, tasks, mode="train", envs_per_slot=3, seed=0)
     spec = PhaseSpec("options", tasks, "train", 12, 10**9, None, tasks)
     generators = [torch.Generator().manual_seed(0)]
-    phase = MSOLPhase(cfg, spec, _make_policy(cfg, env, 12, generators=generators), PopulationEnv([env]), generators)
+    phase = MSOLLearner(cfg, spec, _make_policy(cfg, env, 12, generators=generators), PopulationEnv([env]), generators)
     phase.start(seeds=[0])
     for _ in range(frames_warmup):
         phase.collect()
         phase.update()
 
     def run(frames: int) -> float:
-        msol.soft_options.trainer.evaluate = evaluate
+        msol.soft_options.trainer.rollout_terms = rollout_terms
         start_frames, t0 = phase.frames, time.perf_counter()
         while (phase.frames - start_frames) * 12 < frames:
             phase.collect()
@@ -144,7 +145,7 @@ def main() -> None:
     )
     if args.compile:
         table += (
-            f"\nProbe, not a library option: MSOL-A2C with its loss forward (`msol.soft_options.losses.evaluate`, and so its "
+            f"\nProbe, not a library option: MSOL-A2C with its loss forward (`msol.soft_options.losses.rollout_terms`, and so its "
             f"backward) under `torch.compile`: {fps['msol_compiled']:,.0f} frames/s = "
             f"{fps['msol_compiled'] / fps['msol']:.2f}× eager MSOL, {fps['msol_compiled'] / fps['sb3']:.2f}× SB3 "
             f"default; {compile_seconds:.0f} s to build and compile.\n"

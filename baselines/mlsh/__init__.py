@@ -6,9 +6,9 @@ Modules in reading order: ``networks`` (per-task masters, shared sub-policies), 
 with Option-Critic), ``entry`` (``algo=mlsh``). Documentation: docs/baselines.md.
 """
 
-from msol.baselines.mlsh.learner import MLSHPhase
+from msol.baselines.mlsh.learner import MLSHLearner
 from msol.baselines.mlsh.networks import MLSHPolicy
 
-__all__ = ["MLSHPhase", "MLSHPolicy"]
+__all__ = ["MLSHLearner", "MLSHPolicy"]
 
 from msol.baselines.mlsh import entry as _entry  # noqa: F401  (registers algo=mlsh)

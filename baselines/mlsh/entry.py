@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from msol.baselines.mlsh.learner import MLSHPhase
+from msol.baselines.mlsh.learner import MLSHLearner
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.common.algorithms import register_algorithm
 from msol.common.layers import Generators
@@ -13,8 +13,8 @@ from msol.common.protocol import PhaseSpec, run_protocol
 from msol.common.run import Run
 
 
-def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: MLSHPhase | None,
-                    generators: Generators) -> MLSHPhase:
+def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: MLSHLearner | None,
+                    generators: Generators) -> MLSHLearner:
     """Option learning: fresh masters and sub-policies. Transfer: the learned sub-policies, frozen; fresh masters.
     Every member of the population at once (``generators``: one per member)."""
     if spec.name not in ("options", "transfer"):
@@ -29,7 +29,7 @@ def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previo
             policy.load_state_dict(shared, strict=False)
         for param in policy.sub_parameters():
             param.requires_grad_(False)
-    return MLSHPhase(cfg, spec, env, policy, generators)
+    return MLSHLearner(cfg, spec, env, policy, generators)
 
 
 @register_algorithm("mlsh", action_spaces=("discrete",), populations=True,

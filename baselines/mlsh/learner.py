@@ -102,7 +102,7 @@ def _masters(policy: MLSHPolicy, obs: torch.Tensor, slot: torch.Tensor, envs_per
     return Categorical(logits=dist.logits.flatten(0, 2)), value.flatten()
 
 
-class MLSHPhase(MemberRecords):
+class MLSHLearner(MemberRecords):
     """One protocol phase of MLSH for every member of a population (see the module docstring); a ``PhaseLearner``."""
 
     def __init__(self, cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, policy: MLSHPolicy,

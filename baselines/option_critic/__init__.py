@@ -6,9 +6,9 @@ arrival value, deliberation cost, termination term at s', A2OC loss), ``learner`
 ``entry`` (``algo=option_critic``). Documentation: docs/baselines.md.
 """
 
-from msol.baselines.option_critic.learner import OptionCriticPhase
+from msol.baselines.option_critic.learner import OptionCriticLearner
 from msol.baselines.option_critic.networks import OptionCriticNetwork
 
-__all__ = ["OptionCriticNetwork", "OptionCriticPhase"]
+__all__ = ["OptionCriticLearner", "OptionCriticNetwork"]
 
 from msol.baselines.option_critic import entry as _entry  # noqa: F401  (registers algo=option_critic)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from msol.baselines.option_critic.learner import OptionCriticPhase
+from msol.baselines.option_critic.learner import OptionCriticLearner
 from msol.baselines.option_critic.networks import OptionCriticNetwork
 from msol.common.algorithms import register_algorithm
 from msol.common.envs_adapter import MultitaskEnv
@@ -12,8 +12,8 @@ from msol.common.protocol import PhaseSpec, run_protocol, single_run
 from msol.common.run import Run
 
 
-def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: OptionCriticPhase | None
-                  ) -> OptionCriticPhase:
+def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous: OptionCriticLearner | None
+                  ) -> OptionCriticLearner:
     """Transfer keeps training the same network (new task ids are new inputs); option learning and "scratch"
     start a fresh one."""
     if spec.name not in ("options", "transfer", "scratch"):
@@ -22,14 +22,14 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
         raise ValueError(f"algo=option_critic supports discrete actions only; env={cfg.env.name} has continuous "
                          "actions")
     if spec.name == "transfer" and previous is not None:
-        phase = OptionCriticPhase(cfg, spec, env, previous.model)
+        phase = OptionCriticLearner(cfg, spec, env, previous.model)
         # The same network keeps learning: a fresh RMSprop state would make its first steps ~10x too large.
         phase.optimizer.load_state_dict(previous.optimizer.state_dict())
         return phase
     # Option learning, "scratch", or resuming into transfer (the checkpoint then brings weights and optimizer).
     net = OptionCriticNetwork(env.obs_dim, len(env.tasks), env.action_dim, num_options=int(cfg.algo.num_options),
                               hidden=[*cfg.algo.hidden, int(cfg.algo.encoder_output_size)])
-    return OptionCriticPhase(cfg, spec, env, net)
+    return OptionCriticLearner(cfg, spec, env, net)
 
 
 @register_algorithm("option_critic", action_spaces=("discrete",),

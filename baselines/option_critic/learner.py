@@ -68,7 +68,7 @@ def oc_step(net: OptionCriticNetwork, obs: torch.Tensor, task: torch.Tensor, opt
     return option, action, (terminate & ~first).float()
 
 
-class OptionCriticPhase:
+class OptionCriticLearner:
     """One protocol phase of A2OC; implements ``PhaseLearner``."""
 
     def __init__(self, cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, net: OptionCriticNetwork) -> None:

@@ -22,7 +22,7 @@ from msol.soft_options.storage import Rollout
 
 
 @dataclass
-class Evaluation:
+class RolloutTerms:
     """Every log-probability, entropy and value of a (flat) batch under the current networks."""
 
     logq_L: torch.Tensor      # ln q^L_i(a_t | s_t, z_t)
@@ -37,9 +37,9 @@ class Evaluation:
     value: torch.Tensor       # V_i(s_t, z_{t-1})
 
 
-def evaluate(
+def rollout_terms(
     policy: HierarchicalPolicy, batch: Rollout, slot: torch.Tensor, *, fixed_termination_prior: float | None
-) -> Evaluation:
+) -> RolloutTerms:
     """One forward over all rows of ``batch`` (all task slots at once).
 
     ``fixed_termination_prior`` is ``p^T(b=1) = 1 − α`` during option learning; ``None`` after transfer, when the
@@ -59,7 +59,7 @@ def evaluate(
     value = policy.value_of(trunk, batch.z_prev, slot, f_prev)
     if not policy.learn_terminations:
         zero = torch.zeros_like(batch.reward)
-        return Evaluation(logq_L=q_L.log_prob(batch.action), logp_L=p_L.log_prob(batch.action), ent_L=q_L.entropy(),
+        return RolloutTerms(logq_L=q_L.log_prob(batch.action), logp_L=p_L.log_prob(batch.action), ent_L=q_L.entropy(),
                           logq_H=q_H.log_prob(batch.z), ent_H=q_H.entropy(), logq_T=zero, ent_T=zero, logp_T=zero,
                           logp_T_hat=zero, value=value)
     if fixed_termination_prior is None:
@@ -67,7 +67,7 @@ def evaluate(
     else:
         p_terminate = fixed_termination_prior
         logp_T = torch.where(b == 1, math.log(p_terminate), math.log(1.0 - p_terminate)).to(term_logits.dtype)
-    return Evaluation(
+    return RolloutTerms(
         logq_L=q_L.log_prob(batch.action),
         logp_L=p_L.log_prob(batch.action),
         ent_L=q_L.entropy(),
@@ -81,7 +81,7 @@ def evaluate(
     )
 
 
-def regularized_reward(reward: torch.Tensor, ev: Evaluation, first: torch.Tensor, beta: float) -> torch.Tensor:
+def regularized_reward(reward: torch.Tensor, ev: RolloutTerms, first: torch.Tensor, beta: float) -> torch.Tensor:
     """``R_t = r_t − β[ln q^L − ln p^L] − β[ln q^T − ln p^T](1 − first_t)``, with no gradient through it.
 
     The master's ``−β ln q^H/p^H`` term is dropped (paper appendix); the master gets an entropy bonus instead.
@@ -91,12 +91,12 @@ def regularized_reward(reward: torch.Tensor, ev: Evaluation, first: torch.Tensor
     return (reward - beta * kl_L - beta * kl_T).detach()
 
 
-def joint_logprob(ev: Evaluation, batch: Rollout) -> torch.Tensor:
+def joint_logprob(ev: RolloutTerms, batch: Rollout) -> torch.Tensor:
     """``ln q^L(a_t) + b_t ln q^H(z_t) + (1 − first_t) ln q^T(b_t)``: the log-probability of the step's choices."""
     return ev.logq_L + batch.b * ev.logq_H + (1.0 - batch.first) * ev.logq_T
 
 
-def policy_terms(ev: Evaluation, batch: Rollout, entropy_coef: float, distill_priors: bool,
+def policy_terms(ev: RolloutTerms, batch: Rollout, entropy_coef: float, distill_priors: bool,
                  action_entropy_coef: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row entropy loss ``L_H`` and prior-distillation loss ``L_P`` (shared by the A2C and PPO forms).
 
@@ -119,7 +119,7 @@ def member_means(x: torch.Tensor, members: int) -> torch.Tensor:
 
 
 def msol_a2c_loss(
-    ev: Evaluation, batch: Rollout, returns: torch.Tensor, *, entropy_coef: float,
+    ev: RolloutTerms, batch: Rollout, returns: torch.Tensor, *, entropy_coef: float,
     value_coef: float = 0.5, policy_coef: float = 1.0, prior_coef: float = 1.0, distill_priors: bool = True,
     action_entropy_coef: float | None = None, members: int = 1,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -142,7 +142,7 @@ def _member_stats(members: int, terms: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def msol_ppo_loss(
-    ev: Evaluation, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *,
+    ev: RolloutTerms, batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, *,
     entropy_coef: float, clip: float, value_coef: float = 0.5, prior_coef: float = 1.0, distill_priors: bool = True,
     action_entropy_coef: float | None = None, members: int = 1,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

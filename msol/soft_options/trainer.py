@@ -1,12 +1,12 @@
 """MSOL training: option learning on the training tasks, then transfer (spec/msol.md, "Protocol").
 
-``MSOLPhase`` follows stable-baselines3's split: the policy (``msol.soft_options.networks``) acts, ``collect`` fills a
+``MSOLLearner`` follows stable-baselines3's split: the policy (``msol.soft_options.networks``) acts, ``collect`` fills a
 ``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.soft_options.losses``. It is the
 :class:`msol.common.protocol.PhaseLearner` of MSOL and of the baselines that are special cases of the hierarchy;
 ``msol.common.protocol.run_protocol`` chains the phases, logs, evaluates and checkpoints. Frames are counted per task
 slot ("frames per task") everywhere.
 
-One ``MSOLPhase`` trains every member of a population (``msol.common.population``) with one forward, backward and
+One ``MSOLLearner`` trains every member of a population (``msol.common.population``) with one forward, backward and
 optimiser step; a single run is a population of one.
 """
 
@@ -48,13 +48,13 @@ from msol.soft_options.diagnostics import option_layer_stats
 from msol.soft_options.evaluation import evaluate_slots
 from msol.soft_options.figures import plot_options
 from msol.soft_options.inputs import policy_input
-from msol.soft_options.losses import evaluate, msol_a2c_loss, msol_ppo_loss, regularized_reward
+from msol.soft_options.losses import msol_a2c_loss, msol_ppo_loss, regularized_reward, rollout_terms
 from msol.soft_options.networks import HierarchicalPolicy
 from msol.soft_options.option_probe import same_goal_fraction
 from msol.soft_options.storage import Rollout, member_major, time_major
 
 
-class MSOLPhase(MemberRecords):
+class MSOLLearner(MemberRecords):
     """One phase (option learning or transfer) of MSOL on the members' batched multitask envs: ``collect`` /
     ``update``. Rows are member-major: member ``k`` owns rows ``k·n … (k+1)·n − 1`` of every step."""
 
@@ -179,7 +179,7 @@ class MSOLPhase(MemberRecords):
                       action_entropy_coef=getattr(self.a, "entropy_action", None),
                       prior_coef=self.a.prior_coef, distill_priors=distill, members=self.members)
         if self.a.loss == "a2c":
-            ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+            ev = rollout_terms(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
             R = time_major(regularized_reward(flat.reward, ev, flat.first, beta), S, T)
             returns = nstep_returns(R, self.storage.terminated, self.storage.truncated, self.storage.bootstrap,
                                     last_value, self.a.gamma)
@@ -189,7 +189,7 @@ class MSOLPhase(MemberRecords):
         else:
             stats = self._ppo_update(flat, slot, last_value, beta, fixed_prior, common)
             with torch.no_grad():  # for the logged KL/entropy statistics only: no graph
-                ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+                ev = rollout_terms(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
         with torch.no_grad():
             not_first = (1.0 - flat.first).view(S, -1)
             steps = not_first.sum(1).clamp_min(1)
@@ -216,7 +216,7 @@ class MSOLPhase(MemberRecords):
         for _ in range(int(self.a.ppo_epochs)):
             # Regularised rewards depend on the networks: recompute them (and GAE) at every epoch.
             with torch.no_grad():
-                ev = evaluate(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
+                ev = rollout_terms(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
                 R = time_major(regularized_reward(flat.reward, ev, flat.first, beta), self.members, T)
                 adv = gae_advantages(R, self.storage.old_value, self.storage.terminated,
                                      self.storage.truncated, self.storage.bootstrap, last_value,
@@ -228,7 +228,7 @@ class MSOLPhase(MemberRecords):
                       for k, g in enumerate(self.generators)]
             for idx in (torch.cat(parts) for parts in zip(*chunks, strict=True)):
                 mb = flat.index(idx)
-                ev = evaluate(self.policy, mb, slot[idx], fixed_termination_prior=fixed_prior)
+                ev = rollout_terms(self.policy, mb, slot[idx], fixed_termination_prior=fixed_prior)
                 loss, stats = msol_ppo_loss(ev, mb, adv[idx], returns[idx], clip=self.a.ppo_clip, **common)
                 self._step(loss)
         return stats
@@ -382,8 +382,8 @@ def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: Multitask
     return policy
 
 
-def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: MSOLPhase | None,
-                    generators: Generators) -> MSOLPhase:
+def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previous: MSOLLearner | None,
+                    generators: Generators) -> MSOLLearner:
     """Option learning and "scratch": a fresh policy. Transfer: the learned encoder and priors, frozen, with
     posteriors starting from them (when resuming straight into transfer the checkpoint brings the weights)."""
     if spec.name in ("options", "scratch"):
@@ -392,7 +392,7 @@ def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previo
         source = previous.policy if previous is not None else \
             _make_policy(cfg, env, int(cfg.algo.num_slots), generators=generators)
         policy = _transfer_policy(cfg, source, env, spec.num_slots, generators)
-    return MSOLPhase(cfg, spec, policy, env, generators)
+    return MSOLLearner(cfg, spec, policy, env, generators)
 
 
 @register_algorithm("msol", action_spaces=("discrete", "continuous"), populations=True,

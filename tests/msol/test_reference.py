@@ -8,7 +8,7 @@ import torch
 from msol.common.layers import MemberLinear, SlotLinear
 from msol.common.returns import nstep_returns
 from msol.reference import Args, Batch, MSOLAgent, a2c_loss
-from msol.soft_options.losses import evaluate, msol_a2c_loss, regularized_reward
+from msol.soft_options.losses import msol_a2c_loss, regularized_reward, rollout_terms
 from msol.soft_options.networks import HierarchicalPolicy
 from msol.soft_options.storage import Rollout
 
@@ -82,7 +82,7 @@ def test_one_update_gives_the_packages_loss_and_gradients(float64):
 
     flat = Rollout(**{k: v.reshape(T * B, *v.shape[2:]) for k, v in vars(batch).items()},
                    old_logp=torch.zeros(T * B), old_value=torch.zeros(T * B))
-    ev = evaluate(policy, flat, slot.repeat(T), fixed_termination_prior=1.0 - ARGS.alpha)
+    ev = rollout_terms(policy, flat, slot.repeat(T), fixed_termination_prior=1.0 - ARGS.alpha)
     R = regularized_reward(flat.reward, ev, flat.first, ARGS.beta).view(T, B)
     returns = nstep_returns(R, batch.terminated, batch.truncated, batch.bootstrap, last_value, ARGS.gamma)
     package_loss, _ = msol_a2c_loss(ev, flat, returns.reshape(-1), entropy_coef=ARGS.entropy_coef,

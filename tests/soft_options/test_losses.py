@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from msol.common.returns import nstep_returns
-from msol.soft_options.losses import Evaluation, msol_a2c_loss, regularized_reward
+from msol.soft_options.losses import RolloutTerms, msol_a2c_loss, regularized_reward
 from msol.soft_options.storage import Rollout
 
 
@@ -19,7 +19,7 @@ def _ev(**overrides):
         value=torch.tensor([0.4, -0.2], requires_grad=True),
     )
     base.update(overrides)
-    return Evaluation(**base)
+    return RolloutTerms(**base)
 
 
 def _batch(b, first):

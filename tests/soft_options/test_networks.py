@@ -4,7 +4,7 @@ import torch
 
 from msol.common.layers import MemberLinear, SlotLinear
 from msol.soft_options.acting import act
-from msol.soft_options.losses import evaluate
+from msol.soft_options.losses import rollout_terms
 from msol.soft_options.networks import HierarchicalPolicy
 from msol.soft_options.storage import Rollout
 from msol.soft_options.trainer import _transfer_policy
@@ -81,7 +81,7 @@ def _batch(policy, z_prev, z):
 def test_value_conditions_on_previous_option_not_current():
     policy = _policy()
     slot = torch.zeros(3, dtype=torch.long)
-    ev = evaluate(policy, _batch(policy, [0, 1, 0], [2, 2, 1]), slot, fixed_termination_prior=0.05)
+    ev = rollout_terms(policy, _batch(policy, [0, 1, 0], [2, 2, 1]), slot, fixed_termination_prior=0.05)
     assert ev.value[0] != ev.value[1]                      # different z_{t-1}
     assert torch.isclose(ev.value[0], ev.value[2])          # same z_{t-1}, different z_t
 

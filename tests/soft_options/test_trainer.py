@@ -1,4 +1,4 @@
-"""MSOLPhase: schedules, slot resets of the optimiser, evaluation rows."""
+"""MSOLLearner: schedules, slot resets of the optimiser, evaluation rows."""
 
 from __future__ import annotations
 
