@@ -66,7 +66,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     With ``population=S`` the ``S`` members' summaries are under ``members`` and ``objective`` is their mean.
     Algorithms registered with ``populations`` train the members together; the others one after another.
     """
-    validate_config(cfg)
+    validate_config(cfg, overrides=_job_overrides())
     torch.set_num_threads(int(cfg.torch_threads))
     if cfg.resume:
         run_dir = Path(str(cfg.resume))
@@ -283,6 +283,13 @@ def _train_or_exit(cfg: DictConfig) -> float | None:
 SEARCHPATH = "hydra.searchpath="
 
 
+def _job_overrides() -> list[str]:
+    """This job's value overrides (the command line's, or a sweep job's), when Hydra started it."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
 def _fail(message: str) -> None:
     print(f"msol.train: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -329,7 +336,7 @@ def preflight(argv: list[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - Hydra's override errors, turned into one line each
             _fail(_override_problem(exc, overrides, defaults))
     try:
-        validate_config(cfg, defaults=defaults)
+        validate_config(cfg, defaults=defaults, overrides=overrides)
     except ConfigError as exc:
         _fail(str(exc))
     target = Path(str(cfg.run_dir)) if cfg.get("run_dir") else Path("runs")

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from msol.common.settings import AlgorithmSettings
+
 TrainFn = Callable[[DictConfig, Any], Any]  # (cfg, run) -> summary; with populations (cfg, runs) -> summaries
 
 ENTRY_POINT_GROUP = "msol.algorithms"  # other packages: ``name = "their_package.module"`` registers on import
@@ -40,6 +42,7 @@ class AlgorithmSpec:
     devices: tuple[str, ...] = ("cpu",)  # "cuda" where the trainer puts its networks and batches on cfg.device
     # True: ``train(cfg, runs)`` trains a population (one run per member) and returns one summary per member
     populations: bool = False
+    settings: type[AlgorithmSettings] | None = None  # the typed settings ``cfg.algo`` is checked against
 
 
 _REGISTRY: dict[str, AlgorithmSpec] = {}
@@ -48,16 +51,17 @@ _loaded = False
 
 def register_algorithm(
     name: str, *, action_spaces: tuple[str, ...] = ("discrete", "continuous"), description: str = "",
-    devices: tuple[str, ...] = ("cpu",), populations: bool = False,
+    devices: tuple[str, ...] = ("cpu",), populations: bool = False, settings: type[AlgorithmSettings] | None = None,
 ) -> Callable[[TrainFn], TrainFn]:
     """Register ``fn`` as the trainer of ``algo=<name>``; ``action_spaces`` lists what it can act in, ``devices``
     the kinds of ``cfg.device`` it honours (any other is refused, never silently ignored); ``populations``: ``fn``
-    is ``(cfg, runs) -> summaries`` and trains ``population=S`` members in one process (``msol.common.population``)."""
+    is ``(cfg, runs) -> summaries`` and trains ``population=S`` members in one process (``msol.common.population``);
+    ``settings``: the dataclass of the algorithm's settings (``msol.common.settings``)."""
 
     def decorator(fn: TrainFn) -> TrainFn:
         _REGISTRY[name] = AlgorithmSpec(name, fn, tuple(action_spaces),
                                         description or (fn.__doc__ or "").strip().split("\n")[0], tuple(devices),
-                                        populations)
+                                        populations, settings)
         return fn
 
     return decorator

@@ -3,57 +3,44 @@
 Each problem becomes one line naming the key, the bad value and what is valid, so a typo in a sweep fails in a
 second with exit status 2 instead of after an hour of training. Rules are by key name (the last path component),
 so a new algorithm's config is checked as soon as it uses the usual names; every other value must keep the type of
-its shipped default (``defaults=``, the config composed without value overrides, which the CLI passes).
+its shipped default (``defaults=``, the config composed without value overrides, which the CLI passes). An
+algorithm registered with typed settings (``msol.common.settings``) is also checked against them: added keys,
+missing settings, and settings the rest of the config makes it ignore.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from msol.common.rules import (
+    BOOL,
+    DEVICE,
+    FRAMES,
+    LAYERS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    PHASES,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    TASKS,
+    Rule,
+    choice,
+    is_int,
+    is_number,
+    optional,
+)
+from msol.common.settings import settings_problems
 
 
 class ConfigError(ValueError):
     """The config cannot run; the message lists every problem found, one per line."""
 
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-Rule = tuple[Callable[[Any], bool], str]
-_POSITIVE_INT: Rule = (lambda v: _is_int(v) and v >= 1, "must be an integer >= 1")
-_NON_NEGATIVE_INT: Rule = (lambda v: _is_int(v) and v >= 0, "must be an integer >= 0")
-_POSITIVE: Rule = (lambda v: _is_number(v) and v > 0, "must be a number > 0")
-_NON_NEGATIVE: Rule = (lambda v: _is_number(v) and v >= 0, "must be a number >= 0")
-_PROBABILITY: Rule = (lambda v: _is_number(v) and 0 <= v <= 1, "must be a probability in [0, 1]")
-_BOOL: Rule = (lambda v: isinstance(v, bool), "must be true or false")
-
-
-def _choice(*valid: str) -> Rule:
-    return (lambda v: v in valid, f"valid: {', '.join(valid)}")
-
-
-def _optional(rule: Rule) -> Rule:
-    return (lambda v: v is None or rule[0](v), f"{rule[1]}, or null")
-
-
-_LAYERS: Rule = (lambda v: isinstance(v, list) and bool(v) and all(_is_int(w) and w >= 1 for w in v),
-                 "must be a non-empty list of layer widths >= 1, e.g. [512, 256, 512]")
-_PHASES: Rule = (lambda v: isinstance(v, list) and bool(v) and all(p in ("options", "transfer", "scratch") for p in v),
-                 "must be a non-empty list of: options, transfer, scratch")
-_DEVICE: Rule = (lambda v: isinstance(v, str) and (v in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", v) is not None),
-                 "valid: cpu, cuda, cuda:<index>")
-_TASKS: Rule = (lambda v: v == "all" or (isinstance(v, list) and bool(v) and all(isinstance(t, str) for t in v)),
-                "must be 'all' or a non-empty list of task names")
 
 # key (last path component) -> rule. Keys of every algorithm and env config (algo.*, env.hparams.*, env.kwargs.*).
 # How a reset task slot draws its next task (msol.common.protocol.draw_slot_task).
@@ -68,78 +55,79 @@ RULES: dict[str, Rule] = {
         "sub_sampling_factor", "macro_duration", "joint", "rollout_steps", "num_subs", "master_batch_size",
         "sub_minibatches", "rounds", "epochs", "max_examples", "eval_games", "n_epochs", "buffer_size",
         "target_update_interval", "train_freq",
-    ), _POSITIVE_INT),
-    **dict.fromkeys(("warmup", "learning_starts", "obs_stats_steps"), _NON_NEGATIVE_INT),
+    ), POSITIVE_INT),
+    **dict.fromkeys(("warmup", "learning_starts", "obs_stats_steps"), NON_NEGATIVE_INT),
     **dict.fromkeys((
         "lr", "eps", "max_grad_norm", "checkpoint_interval_s", "budget_scale", "init_timeout", "master_lr", "sub_lr",
         "adam_eps", "clip_norm", "huber_delta", "target_kl", "cg_damping", "lambda_max", "potential",
         "quick_budget_scale",
-    ), _POSITIVE),
+    ), POSITIVE),
     **dict.fromkeys((
         "beta_start", "beta_end", "entropy_start", "entropy_end", "entropy_transfer", "value_coef", "policy_coef",
         "prior_coef", "beta_hold_frames_per_task", "distral_beta", "deliberation_cost", "termination_margin",
         "entropy_coef", "ent_coef", "vf_coef", "critic_weight", "lambda_init", "tau", "recency", "action_noise_std",
         "clip_range",
-    ), _NON_NEGATIVE),
+    ), NON_NEGATIVE),
     **dict.fromkeys((
         "gamma", "gae_lambda", "ppo_clip", "rmsprop_alpha", "epsilon", "tau_gae", "random_sub_prob",
         "prior_lag", "lambda_smoothing", "line_search_shrinking_factor", "disjoint_prob", "exploration_fraction",
         "exploration_final_eps",
-    ), _PROBABILITY),
+    ), PROBABILITY),
     **dict.fromkeys((
         "frozen", "greedy_options", "use_terminations", "observe_prev_action", "wandb", "progress_bar",
         "normalize_advantage", "stagger_slots", "primitive_options", "fresh_master_encoder", "greedy",
-    ), _BOOL),
-    "max_divergence": _optional(_POSITIVE),
+    ), BOOL),
+    "max_divergence": optional(POSITIVE),
     "also_transfer": (lambda v: isinstance(v, list) and all(isinstance(n, str) and n for n in v),
                       "must be a list of algorithm names (e.g. [msol_frozen])"),
     # the fixed termination prior p(b=1) = 1 - alpha enters a log: 0 and 1 are excluded
-    "alpha": (lambda v: _is_number(v) and 0 < v < 1, "must be a probability in (0, 1), ends excluded"),
-    "K": (lambda v: _is_int(v) and v >= 3, "must be an integer >= 3 (ESS levels; the start-state sampler needs 3)"),
-    "entropy_action": _optional(_NON_NEGATIVE),
-    "attacker": _choice("mixture", "optimal", "disjoint_support", "level_split", "random_level", "random_split"),
-    "defender": _choice("optimal", "random"),
+    "alpha": (lambda v: is_number(v) and 0 < v < 1, "must be a probability in (0, 1), ends excluded"),
+    "K": (lambda v: is_int(v) and v >= 3, "must be an integer >= 3 (ESS levels; the start-state sampler needs 3)"),
+    "entropy_action": optional(NON_NEGATIVE),
+    "attacker": choice("mixture", "optimal", "disjoint_support", "level_split", "random_level", "random_split"),
+    "defender": choice("optimal", "random"),
     "eval_opponents": (lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
                        "must be a list of scripted opponent names"),
     "name": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty name"),
     "project": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty W&B project name"),
-    "group": _optional((lambda v: isinstance(v, str), "must be a string")),
-    "resume": _optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
-    "init_from": _optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
-    "run_dir": _optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
-    "log_std_init": (_is_number, "must be a finite number"),
-    "optimal_return": _optional((_is_number, "must be a finite number")),
-    "seed": _NON_NEGATIVE_INT,
-    "population": _POSITIVE_INT,
-    "hidden": _LAYERS,
-    "phases": _PHASES,
-    "device": _DEVICE,
-    "optimizer": _choice("rmsprop", "adam"),
-    "loss": _choice("a2c", "ppo"),
-    "slot_task_draw": _choice(*SLOT_TASK_DRAWS),
-    "reset_optimizer": _choice("slot", "all"),
-    "master_input": _choice("option0", "trunk"),
-    "activation": _choice("tanh", "relu"),
-    "net": _choice("mlp", "linear"),
-    "lr_schedule": _choice("linear", "constant"),
-    "sb3_algo": _choice("a2c", "ppo", "dqn"),
-    "mode": _choice("online", "offline", "disabled"),
-    "action_space": _optional(_choice("discrete", "continuous")),
-    "train_mode": _choice("train", "test"),
-    "transfer_mode": _choice("train", "test"),
-    "eval_mode": _choice("train", "test"),
-    "train_tasks": _TASKS,
-    "transfer_tasks": _TASKS,
+    "group": optional((lambda v: isinstance(v, str), "must be a string")),
+    "resume": optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
+    "init_from": optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
+    "run_dir": optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
+    "log_std_init": (is_number, "must be a finite number"),
+    "optimal_return": optional((is_number, "must be a finite number")),
+    "seed": NON_NEGATIVE_INT,
+    "population": POSITIVE_INT,
+    "hidden": LAYERS,
+    "phases": PHASES,
+    "device": DEVICE,
+    "optimizer": choice("rmsprop", "adam"),
+    "loss": choice("a2c", "ppo"),
+    "slot_task_draw": choice(*SLOT_TASK_DRAWS),
+    "reset_optimizer": choice("slot", "all"),
+    "master_input": choice("option0", "trunk"),
+    "activation": choice("tanh", "relu"),
+    "net": choice("mlp", "linear"),
+    "lr_schedule": choice("linear", "constant"),
+    "sb3_algo": choice("a2c", "ppo", "dqn"),
+    "mode": choice("online", "offline", "disabled"),
+    "action_space": optional(choice("discrete", "continuous")),
+    "train_mode": choice("train", "test"),
+    "transfer_mode": choice("train", "test"),
+    "eval_mode": choice("train", "test"),
+    "train_tasks": TASKS,
+    "transfer_tasks": TASKS,
 }
-_FRAMES: Rule = (lambda v: _is_number(v) and v > 0, "must be a frame count > 0")
 _FRAMES_SUFFIX = "_frames_per_task"
 _SIMPLE_REFERENCE = re.compile(r"\$\{([\w.]+)\}")
 
 
-def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None:
+def validate_config(cfg: DictConfig, defaults: DictConfig | None = None, overrides: Sequence[str] = ()) -> None:
     """Raise :class:`ConfigError` listing every invalid value of ``cfg`` (one line each).
 
     ``defaults``: the same config without value overrides; each value must then have its default's type.
+    ``overrides``: the command line's value overrides, so that a setting the algorithm would ignore is refused
+    (``msol.common.settings``).
     """
     first = _check_algorithm(cfg)  # an unknown or incompatible algorithm explains everything else: report it alone
     if first:
@@ -166,7 +154,7 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None) -> None
                         f"the config has no {_few(sorted(missing))} (read by {_few(readers)}"
                         "); give them as overrides or pick another env/algo")
     if not lines:
-        lines = _check_env_ids(cfg) or _check_task_names(cfg)
+        lines = _check_settings(cfg, overrides) or _check_env_ids(cfg) or _check_task_names(cfg)
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
 
@@ -252,7 +240,7 @@ _NO_DEFAULT = object()
 def _check_value(path: str, value: Any, default: Any = _NO_DEFAULT) -> str | None:
     key = path.rsplit(".", 1)[-1]
     in_frames_map = any(part.endswith(_FRAMES_SUFFIX) for part in path.split(".")[:-1])  # {env name: frames}
-    rule = RULES.get(key) or (_FRAMES if key.endswith(_FRAMES_SUFFIX) or in_frames_map else None)
+    rule = RULES.get(key) or (FRAMES if key.endswith(_FRAMES_SUFFIX) or in_frames_map else None)
     if rule is not None:
         ok, valid = rule
         return None if ok(value) else f"{path}={value!r}: {valid}"
@@ -268,9 +256,9 @@ def _check_type(path: str, value: Any, default: Any) -> str | None:
     if isinstance(default, bool):
         expected, ok = "true or false", isinstance(value, bool)
     elif isinstance(default, int):
-        expected, ok = "an integer", _is_int(value)
+        expected, ok = "an integer", is_int(value)
     elif isinstance(default, float):
-        expected, ok = "a number", _is_number(value)
+        expected, ok = "a number", is_number(value)
     elif isinstance(default, str):
         expected, ok = "a string", isinstance(value, str)
     elif isinstance(default, list):
@@ -293,7 +281,7 @@ def _check_algorithm(cfg: DictConfig) -> str | None:
         return (f"algo={name} with env={OmegaConf.select(cfg, 'env.name')}: the env has {space} actions but {name} "
                 f"supports only {', '.join(algos[name].action_spaces)} actions")
     device = str(OmegaConf.select(cfg, "device", default="cpu", throw_on_resolution_failure=False))
-    if _DEVICE[0](device) and device != "cpu":  # a malformed device is reported by its own rule
+    if DEVICE[0](device) and device != "cpu":  # a malformed device is reported by its own rule
         if "cuda" not in algos[name].devices:
             return f"device={device}: algo={name} trains on the CPU only; valid: cpu"
         import torch
@@ -302,6 +290,14 @@ def _check_algorithm(cfg: DictConfig) -> str | None:
             return (f"device={device}: no usable CUDA device here (torch {torch.__version__}, built with CUDA "
                     f"{torch.version.cuda or 'no'}); valid here: cpu")
     return None
+
+
+def _check_settings(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
+    """``cfg.algo`` against the algorithm's typed settings, if it has them."""
+    from msol.common.algorithms import get_algorithm
+
+    settings = get_algorithm(str(cfg.algo.name)).settings
+    return settings_problems(settings, cfg.algo, overrides) if settings is not None else []
 
 
 def _check_env_ids(cfg: DictConfig) -> list[str]:

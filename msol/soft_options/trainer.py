@@ -51,6 +51,7 @@ from msol.soft_options.inputs import policy_input
 from msol.soft_options.losses import msol_a2c_loss, msol_ppo_loss, regularized_reward, rollout_terms
 from msol.soft_options.networks import HierarchicalPolicy
 from msol.soft_options.option_probe import same_goal_fraction
+from msol.soft_options.settings import SoftOptionsSettings
 from msol.soft_options.storage import Rollout, member_major, time_major
 
 
@@ -74,7 +75,7 @@ class MSOLLearner(MemberRecords):
         self.flat_slot = member_major(self.slot.expand(int(self.a.n_steps), -1), self.members)  # of storage.flat
         self.continuous = policy.continuous
         self.n_steps = int(self.a.n_steps)
-        self.observe_prev_action = bool(getattr(self.a, "observe_prev_action", False))
+        self.observe_prev_action = bool(self.a.observe_prev_action)
         input_dim = env.obs_dim + (env.action_dim if self.observe_prev_action else 0)
         self.storage = Rollout.allocate(self.n_steps, self.num_envs, input_dim, env.action_shape, self.continuous)
         self.optimizer = self._make_optimizer()
@@ -176,7 +177,7 @@ class MSOLLearner(MemberRecords):
         flat, slot = self.storage.flat(S), self.flat_slot
         beta, entropy_coef = self.beta, self.entropy_coef
         common = dict(entropy_coef=entropy_coef, value_coef=self.a.value_coef,
-                      action_entropy_coef=getattr(self.a, "entropy_action", None),
+                      action_entropy_coef=self.a.entropy_action,
                       prior_coef=self.a.prior_coef, distill_priors=distill, members=self.members)
         if self.a.loss == "a2c":
             ev = rollout_terms(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
@@ -359,7 +360,7 @@ class MSOLLearner(MemberRecords):
 def _make_policy(cfg: DictConfig, env: MultitaskEnv | PopulationEnv, num_slots: int, num_primitives: int = 0,
                  generators: Generators = (None,)) -> HierarchicalPolicy:
     a = cfg.algo
-    obs_dim = env.obs_dim + (env.action_dim if a.get("observe_prev_action", False) else 0)
+    obs_dim = env.obs_dim + (env.action_dim if a.observe_prev_action else 0)
     policy = HierarchicalPolicy(obs_dim, env.action_dim, continuous=env.continuous, num_slots=num_slots,
                                 num_options=int(a.num_options), hidden=list(a.hidden),
                                 encoder_output_size=int(a.encoder_output_size),
@@ -372,7 +373,7 @@ def _make_policy(cfg: DictConfig, env: MultitaskEnv | PopulationEnv, num_slots: 
 def _transfer_policy(cfg: DictConfig, source: HierarchicalPolicy, env: MultitaskEnv | PopulationEnv, num_slots: int,
                      generators: Generators = (None,)) -> HierarchicalPolicy:
     """A fresh policy for the transfer slots whose encoder and priors are those learned in option learning."""
-    primitives = env.action_dim if cfg.algo.get("primitive_options", False) else 0
+    primitives = env.action_dim if cfg.algo.primitive_options else 0
     policy = _make_policy(cfg, env, num_slots, num_primitives=primitives, generators=generators)
     shared = {k: v for k, v in source.state_dict().items()
               if k.startswith(("encoder.", "prior_intra.", "prior_termination.", "prior_log_std"))}
@@ -395,7 +396,7 @@ def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previo
     return MSOLLearner(cfg, spec, policy, env, generators)
 
 
-@register_algorithm("msol", action_spaces=("discrete", "continuous"), populations=True,
+@register_algorithm("msol", action_spaces=("discrete", "continuous"), populations=True, settings=SoftOptionsSettings,
                     description="Multitask Soft Option Learning (soft options fine-tuned after transfer)")
 def train_msol(cfg: DictConfig, runs: list[Run]) -> list[dict[str, float]]:
     """Option learning (with regular task-slot resets) then transfer, in the shared protocol loop; every member of
@@ -413,4 +414,5 @@ for _name, _spaces, _description in (
     ("hard_options", ("discrete", "continuous"), "options used as fixed (hard) options after transfer"),
     ("hard_options_primitives", ("discrete",), "hard options plus the primitive actions as one-step options"),
 ):
-    register_algorithm(_name, action_spaces=_spaces, description=_description, populations=True)(train_msol)
+    register_algorithm(_name, action_spaces=_spaces, description=_description, populations=True,
+                       settings=SoftOptionsSettings)(train_msol)

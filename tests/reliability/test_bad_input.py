@@ -28,6 +28,11 @@ CASES = [
     (["experiment=nope"], ["unknown experiment 'nope'", "taxi"]),
     (["algo.name=nope"], ["algo.name='nope'", "unknown algorithm", "msol_frozen"]),
     (["algo.lrr=0.1"], ["algo.lrr=0.1", "no such config key", "did you mean algo.lr"]),
+    # settings of the algorithm's typed settings (msol.common.settings): added keys, ignored settings
+    (["+algo.polciy_coef=2"], ["algo.polciy_coef: not a setting of algo=msol", "did you mean algo.policy_coef"]),
+    (["algo=ppo", "algo.policy_coef=2"], ["algo.policy_coef=2", "ignores it with loss=ppo"]),
+    (["algo.gae_lambda=0.9"], ["algo.gae_lambda=0.9", "ignores it with loss=a2c"]),
+    (["algo=ppo", "algo.rmsprop_alpha=0.9"], ["algo.rmsprop_alpha=0.9", "ignores it with optimizer=adam"]),
     (["env=gym", "algo=trust_pcl", "env.id=NoSuchEnv-v0"], ["env.id='NoSuchEnv-v0'", "not a registered"]),
     (["env=gym", "algo=trust_pcl"], ["env.id=None", "needs a gymnasium id"]),
     (["env=moving_bandits", "env.train_tasks=[goal0,goal7]"], ["env.train_tasks", "goal7", "valid: goal0, goal1"]),

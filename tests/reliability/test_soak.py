@@ -38,6 +38,9 @@ def _log_floats(low: float, high: float) -> st.SearchStrategy[str]:
     return st.floats(math.log10(low), math.log10(high)).map(lambda e: f"{10 ** e:.3g}")
 
 
+FROZEN_OPTIONS = ("msol_frozen", "hard_options", "hard_options_primitives")  # algorithms with algo.frozen=true
+
+
 @st.composite
 def hierarchy_config(draw, algo: str) -> list[str]:
     env = draw(st.sampled_from(DISCRETE_MULTITASK))
@@ -56,9 +59,11 @@ def hierarchy_config(draw, algo: str) -> list[str]:
         f"env.hparams.entropy_transfer={draw(_floats(0, 0.2))}",
         f"algo.loss={loss}", f"algo.optimizer={draw(st.sampled_from(['rmsprop', 'adam']))}",
         f"algo.max_grad_norm={draw(_log_floats(0.05, 50))}",
-        f"algo.ppo_epochs={draw(st.integers(1, 3))}", f"algo.ppo_minibatches={draw(st.integers(1, 4))}",
-        f"algo.greedy_options={draw(st.booleans())}".lower(),
         f"eval.episodes_per_slot={draw(st.integers(1, 3))}",
+        # settings the learner reads only in some configurations (the others refuse them: msol.common.settings)
+        *([f"algo.ppo_epochs={draw(st.integers(1, 3))}", f"algo.ppo_minibatches={draw(st.integers(1, 4))}"]
+          if loss == "ppo" else []),
+        *([f"algo.greedy_options={draw(st.booleans())}".lower()] if algo in FROZEN_OPTIONS else []),
     ]
 
 

@@ -1,0 +1,91 @@
+"""Typed settings of an algorithm: one frozen dataclass per algorithm (or family of algorithms sharing a learner)
+naming every key of its ``configs/algo/*.yaml``, with the rule each value must meet and a docstring saying what it
+does — the one place to read what an algorithm can be told.
+
+The yaml files keep the values (defaults live there only; a setting read from the env's ``hparams`` is a
+``${env.hparams.<key>}`` there); the dataclass is the schema they are checked against before anything runs:
+
+- a key the algorithm does not have (``+algo.polciy_coef=2``) is refused, with the closest names;
+- a setting the yaml does not give is refused (a config file out of step with its learner);
+- every value meets its field's rule (``setting(rule)``);
+- a setting that the rest of the configuration makes the learner ignore (``algo.policy_coef`` with ``loss=ppo``) is
+  refused when the command line sets it: :meth:`AlgorithmSettings.ignored` says which and why.
+
+An algorithm registers its settings with ``register_algorithm(..., settings=TheirSettings)``; one without keeps
+only the key rules of ``msol.common.config_check``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from msol.common.rules import Rule
+
+
+def setting(rule: Rule) -> Any:
+    """A field of an :class:`AlgorithmSettings` dataclass whose value must meet ``rule`` (no default: the yaml
+    holds it)."""
+    return dataclasses.field(metadata={"rule": rule})
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSettings:
+    """Base of the typed settings; subclasses are frozen dataclasses whose fields are made with :func:`setting`."""
+
+    yaml: ClassVar[str] = "configs/algo/<name>.yaml"  # where the values are, for messages
+
+    @classmethod
+    def ignored(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        """Settings that the other values make the learner ignore -> why (e.g. ``{"policy_coef": "with
+        loss=ppo: ..."}``); none by default."""
+        return {}
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+def set_on_command_line(overrides: Sequence[str], prefix: str = "algo.") -> set[str]:
+    """The top-level ``algo`` keys that the command line's value overrides set (``algo.lr=1e-3`` -> ``lr``)."""
+    keys = set()
+    for override in overrides:
+        key = override.lstrip("+~").partition("=")[0]
+        if key.startswith(prefix):
+            keys.add(key[len(prefix):].split(".")[0])
+    return keys
+
+
+def settings_problems(settings: type[AlgorithmSettings], algo: DictConfig, overrides: Sequence[str] = ()
+                      ) -> list[str]:
+    """One line per problem of ``algo`` (the composed ``cfg.algo``) against ``settings``; ``overrides`` are the
+    command line's (or sweep job's) value overrides, for the ignored-setting check."""
+    name = OmegaConf.select(algo, "name", default="?")
+    fields = settings.names()
+    problems = []
+    for key in algo:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=3)
+            hint = f"; did you mean {', '.join(f'algo.{c}' for c in close)}?" if close else ""
+            problems.append(f"algo.{key}: not a setting of algo={name}{hint} (its settings: {settings.__module__}."
+                            f"{settings.__qualname__})")
+    missing = [key for key in fields if key not in algo]
+    if missing:
+        problems.append(f"algo={name}: {settings.yaml} gives no {', '.join(missing)} (every setting of "
+                        f"{settings.__qualname__} needs a value there)")
+    if problems:
+        return problems
+    values = OmegaConf.to_container(algo, resolve=True)
+    for field in dataclasses.fields(settings):
+        valid, what = field.metadata["rule"]
+        if not valid(values[field.name]):
+            problems.append(f"algo.{field.name}={values[field.name]!r}: {what}")
+    if problems:
+        return problems
+    chosen = set_on_command_line(overrides)
+    return [f"algo.{key}={values[key]!r}: algo={name} ignores it {why}; drop the override"
+            for key, why in settings.ignored(values).items() if key in chosen]
