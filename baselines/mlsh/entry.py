@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from msol.baselines.mlsh.learner import MLSHLearner
 from msol.baselines.mlsh.networks import MLSHPolicy
+from msol.baselines.mlsh.settings import MLSHSettings
 from msol.common.algorithms import register_algorithm
 from msol.common.layers import Generators
 from msol.common.population import PopulationEnv
@@ -32,7 +33,7 @@ def make_mlsh_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previo
     return MLSHLearner(cfg, spec, env, policy, generators)
 
 
-@register_algorithm("mlsh", action_spaces=("discrete",), populations=True,
+@register_algorithm("mlsh", action_spaces=("discrete",), populations=True, settings=MLSHSettings,
                     description="MLSH (Frans et al. 2017): hard shared sub-policies, per-task masters, W/U schedule")
 def train_mlsh(cfg: DictConfig, runs: list[Run]) -> list[dict[str, float]]:
     """Option learning with MLSH's warm-up/joint schedule, then transfer with frozen sub-policies; every member of

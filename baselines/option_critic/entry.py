@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from msol.baselines.option_critic.learner import OptionCriticLearner
 from msol.baselines.option_critic.networks import OptionCriticNetwork
+from msol.baselines.option_critic.settings import OptionCriticSettings
 from msol.common.algorithms import register_algorithm
 from msol.common.envs_adapter import MultitaskEnv
 from msol.common.protocol import PhaseSpec, run_protocol, single_run
@@ -32,7 +33,7 @@ def make_oc_phase(cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, previous:
     return OptionCriticLearner(cfg, spec, env, net)
 
 
-@register_algorithm("option_critic", action_spaces=("discrete",),
+@register_algorithm("option_critic", action_spaces=("discrete",), settings=OptionCriticSettings,
                     description="Option-Critic (A2OC, Harb et al. 2018) with the task id as input")
 def train_option_critic(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Option learning on the training tasks, then the same network keeps learning on the transfer tasks."""

@@ -1,0 +1,74 @@
+"""The settings of Option-Critic (``configs/algo/option_critic.yaml``; spec/baselines.md "Option-Critic"): what each
+does and what it must be (msol/common/settings.py). The values and where they come from are in the yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from msol.common.rules import (
+    FRAMES,
+    LAYERS,
+    NON_NEGATIVE,
+    PHASES,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    choice,
+)
+from msol.common.settings import AlgorithmSettings, setting
+
+
+@dataclass(frozen=True)
+class OptionCriticSettings(AlgorithmSettings):
+    """A2OC (Harb et al. 2018) with the task id as an input; MSOL's A2C settings where A2OC has none of its own."""
+
+    yaml: ClassVar[str] = "configs/algo/option_critic.yaml"
+
+    name: str = setting((lambda v: v == "option_critic", "must be option_critic"))
+    """The algorithm."""
+    phases: list = setting(PHASES)
+    """options -> transfer: the same network keeps learning on the transfer tasks."""
+    num_options: int = setting(POSITIVE_INT)
+    """Options, shared by every task."""
+    hidden: list = setting(LAYERS)
+    """Hidden layers of the shared network."""
+    encoder_output_size: int = setting(POSITIVE_INT)
+    """Width of the last hidden layer (as MSOL's option layer)."""
+    num_slots: int = setting(POSITIVE_INT)
+    """Task slots trained at once."""
+    envs_per_slot: int = setting(POSITIVE_INT)
+    """Environments per task slot."""
+    n_steps: int = setting(POSITIVE_INT)
+    """Rollout length (and the n of the n-step targets)."""
+    gamma: float = setting(PROBABILITY)
+    """Discount γ."""
+    lr: float = setting(POSITIVE)
+    """Learning rate."""
+    optimizer: str = setting(choice("rmsprop", "adam"))
+    """rmsprop (as MSOL) or adam."""
+    rmsprop_alpha: float = setting(PROBABILITY)
+    """RMSprop's smoothing constant."""
+    eps: float = setting(POSITIVE)
+    """The optimiser's ε."""
+    max_grad_norm: float = setting(POSITIVE)
+    """Gradient-norm clip."""
+    epsilon: float = setting(PROBABILITY)
+    """ε of the ε-greedy option choice; V(s) = (1−ε) max_o Q + ε mean_o Q."""
+    deliberation_cost: float = setting(NON_NEGATIVE)
+    """η: subtracted from the reward when an option terminates, added in the termination gradient."""
+    termination_margin: float = setting(NON_NEGATIVE)
+    """A2OC's margin, added to η in the termination gradient only."""
+    entropy_coef: float = setting(NON_NEGATIVE)
+    """Weight of the intra-option policies' entropy bonus."""
+    value_coef: float = setting(NON_NEGATIVE)
+    """Weight of the critic's ½(y − Q(s, o))²."""
+    option_frames_per_task: float = setting(FRAMES)
+    """Option-learning frames per task."""
+    transfer_frames_per_task: float = setting(FRAMES)
+    """Transfer frames per task."""
+
+    @classmethod
+    def ignored(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        return {"rmsprop_alpha": "with optimizer=adam"} if values["optimizer"] == "adam" else {}
