@@ -3,26 +3,24 @@ does and what it must be (msol/common/settings.py). The values and where they co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from msol.common.rules import (
     FRAMES,
     LAYERS,
     NON_NEGATIVE,
     PHASES,
-    POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
-    choice,
 )
-from msol.common.settings import AlgorithmSettings, setting
+from msol.common.settings import A2CSettings, setting
 
 
 @dataclass(frozen=True)
-class OptionCriticSettings(AlgorithmSettings):
-    """A2OC (Harb et al. 2018) with the task id as an input; MSOL's A2C settings where A2OC has none of its own."""
+class OptionCriticSettings(A2CSettings):
+    """A2OC (Harb et al. 2018) with the task id as an input; batch and optimiser settings are MSOL's
+    (:class:`msol.common.settings.A2CSettings`), where A2OC has none of its own."""
 
     yaml: ClassVar[str] = "configs/algo/option_critic.yaml"
 
@@ -36,24 +34,6 @@ class OptionCriticSettings(AlgorithmSettings):
     """Hidden layers of the shared network."""
     encoder_output_size: int = setting(POSITIVE_INT)
     """Width of the last hidden layer (as MSOL's option layer)."""
-    num_slots: int = setting(POSITIVE_INT)
-    """Task slots trained at once."""
-    envs_per_slot: int = setting(POSITIVE_INT)
-    """Environments per task slot."""
-    n_steps: int = setting(POSITIVE_INT)
-    """Rollout length (and the n of the n-step targets)."""
-    gamma: float = setting(PROBABILITY)
-    """Discount γ."""
-    lr: float = setting(POSITIVE)
-    """Learning rate."""
-    optimizer: str = setting(choice("rmsprop", "adam"))
-    """rmsprop (as MSOL) or adam."""
-    rmsprop_alpha: float = setting(PROBABILITY)
-    """RMSprop's smoothing constant."""
-    eps: float = setting(POSITIVE)
-    """The optimiser's ε."""
-    max_grad_norm: float = setting(POSITIVE)
-    """Gradient-norm clip."""
     epsilon: float = setting(PROBABILITY)
     """ε of the ε-greedy option choice; V(s) = (1−ε) max_o Q + ε mean_o Q."""
     deliberation_cost: float = setting(NON_NEGATIVE)
@@ -68,7 +48,3 @@ class OptionCriticSettings(AlgorithmSettings):
     """Option-learning frames per task."""
     transfer_frames_per_task: float = setting(FRAMES)
     """Transfer frames per task."""
-
-    @classmethod
-    def ignored(cls, values: Mapping[str, Any]) -> dict[str, str]:
-        return {"rmsprop_alpha": "with optimizer=adam"} if values["optimizer"] == "adam" else {}

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from msol.common.rules import Rule
+from msol.common.rules import POSITIVE, POSITIVE_INT, PROBABILITY, Rule, choice
 
 
 def setting(rule: Rule) -> Any:
@@ -48,6 +48,35 @@ class AlgorithmSettings:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclasses.dataclass(frozen=True)
+class A2CSettings(AlgorithmSettings):
+    """The batch and optimiser settings of the synchronous advantage actor-critics on task slots (MSOL's learner,
+    Option-Critic): the same names and meanings, so a like-for-like comparison sets them once."""
+
+    num_slots: int = setting(POSITIVE_INT)
+    """Task slots trained at once; each runs one task."""
+    envs_per_slot: int = setting(POSITIVE_INT)
+    """Environments per task slot."""
+    n_steps: int = setting(POSITIVE_INT)
+    """Rollout length T (and the n of the n-step returns)."""
+    gamma: float = setting(PROBABILITY)
+    """Discount γ."""
+    optimizer: str = setting(choice("rmsprop", "adam"))
+    """rmsprop (the A2C of MSOL's authors) or adam."""
+    lr: float = setting(POSITIVE)
+    """Learning rate."""
+    rmsprop_alpha: float = setting(PROBABILITY)
+    """RMSprop's smoothing constant (the authors' 0.99)."""
+    eps: float = setting(POSITIVE)
+    """The optimiser's ε (the authors' 5e-5)."""
+    max_grad_norm: float = setting(POSITIVE)
+    """Gradient-norm clip, per population member."""
+
+    @classmethod
+    def ignored(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        return {"rmsprop_alpha": "with optimizer=adam"} if values["optimizer"] == "adam" else {}
 
 
 def set_on_command_line(overrides: Sequence[str], prefix: str = "algo.") -> set[str]:

@@ -14,14 +14,13 @@ from msol.common.rules import (
     LAYERS,
     NON_NEGATIVE,
     PHASES,
-    POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
     choice,
     is_number,
     optional,
 )
-from msol.common.settings import AlgorithmSettings, setting
+from msol.common.settings import A2CSettings, setting
 
 _NAMES = (lambda v: isinstance(v, list) and all(isinstance(n, str) and n for n in v),
           "must be a list of algorithm names (e.g. [msol_frozen])")
@@ -29,8 +28,9 @@ _OPEN_PROBABILITY = (lambda v: is_number(v) and 0 < v < 1, "must be a probabilit
 
 
 @dataclass(frozen=True)
-class SoftOptionsSettings(AlgorithmSettings):
-    """spec/msol.md's symbols in brackets; the paper's values per env are under ``env.hparams``."""
+class SoftOptionsSettings(A2CSettings):
+    """spec/msol.md's symbols; the paper's values per env are under ``env.hparams``. Batch and optimiser settings:
+    :class:`msol.common.settings.A2CSettings`."""
 
     yaml: ClassVar[str] = "configs/algo/msol.yaml (or the algo yaml built on it)"
 
@@ -69,28 +69,6 @@ class SoftOptionsSettings(AlgorithmSettings):
     """What the master reads: the option layer at option 0 (the authors' code) or the trunk h."""
     fresh_master_encoder: bool = setting(BOOL)
     """At transfer, master and value read a freshly initialised encoder (the authors' code)."""
-
-    # batch
-    num_slots: int = setting(POSITIVE_INT)
-    """Task slots trained at once; each runs one task."""
-    envs_per_slot: int = setting(POSITIVE_INT)
-    """Environments per task slot."""
-    n_steps: int = setting(POSITIVE_INT)
-    """Rollout length T (and the n of the n-step returns)."""
-    gamma: float = setting(PROBABILITY)
-    """Discount γ."""
-
-    # optimiser
-    optimizer: str = setting(choice("rmsprop", "adam"))
-    """rmsprop (the authors' A2C) or adam (the PPO form)."""
-    lr: float = setting(POSITIVE)
-    """Learning rate."""
-    rmsprop_alpha: float = setting(PROBABILITY)
-    """RMSprop's smoothing constant (the authors' 0.99)."""
-    eps: float = setting(POSITIVE)
-    """The optimiser's ε (the authors' 5e-5)."""
-    max_grad_norm: float = setting(POSITIVE)
-    """Gradient-norm clip, per population member."""
 
     # the objective (spec/msol.md, "Loss")
     alpha: float = setting(_OPEN_PROBABILITY)
@@ -140,14 +118,12 @@ class SoftOptionsSettings(AlgorithmSettings):
 
     @classmethod
     def ignored(cls, values: Mapping[str, Any]) -> dict[str, str]:
-        why: dict[str, str] = {}
+        why = super().ignored(values)
         if values["loss"] == "a2c":
             why |= dict.fromkeys(("ppo_epochs", "ppo_minibatches", "ppo_clip", "gae_lambda"),
                                  "with loss=a2c (they shape the PPO form only)")
         if values["loss"] == "ppo":
             why["policy_coef"] = "with loss=ppo (the clipped surrogate term has weight 1)"
-        if values["optimizer"] == "adam":
-            why["rmsprop_alpha"] = "with optimizer=adam"
         if not values["frozen"]:
             why["greedy_options"] = "with frozen=false (only frozen options act greedily)"
         return why
