@@ -9,6 +9,8 @@ its own by declaring the module that registers them under the entry-point group 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -22,15 +24,8 @@ TrainFn = Callable[[DictConfig, Any], Any]  # (cfg, run) -> summary; with popula
 
 ENTRY_POINT_GROUP = "msol.algorithms"  # other packages: ``name = "their_package.module"`` registers on import
 
-# Modules whose import registers algorithms (imported lazily: some pull in heavy optional code paths).
-_PLUGIN_MODULES: tuple[str, ...] = (
-    "msol.soft_options.trainer",
-    "msol.baselines.trust_pcl",
-    "msol.baselines.trpo",
-    "msol.baselines.ess",
-    "msol.baselines.mlsh",
-    "msol.baselines.option_critic",
-)
+SOFT_OPTIONS = "msol.soft_options.trainer"  # registers MSOL's learner and the algorithms built on it
+BASELINES = "msol.baselines"  # each module or package directly under it registers its algorithms on import
 
 
 @dataclass(frozen=True)
@@ -67,11 +62,21 @@ def register_algorithm(
     return decorator
 
 
+def _plugin_modules() -> list[str]:
+    """The modules whose import registers this package's algorithms: MSOL's learner and every module or package
+    directly under ``msol.baselines`` (found on disk, so a new baseline needs no entry in a list here)."""
+    spec = importlib.util.find_spec(BASELINES)
+    found = pkgutil.iter_modules(list(spec.submodule_search_locations or [])) if spec else []
+    return [SOFT_OPTIONS, *sorted(f"{BASELINES}.{m.name}" for m in found if not m.name.startswith("_"))]
+
+
 def _load_plugins() -> None:
+    """Import every module that registers algorithms (lazily: some pull in heavy optional code paths), then the
+    other packages' under the entry-point group."""
     global _loaded
     if _loaded:
         return
-    for module in _PLUGIN_MODULES:
+    for module in _plugin_modules():
         importlib.import_module(module)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -33,7 +33,7 @@ def runner(algo: str, plugin: str) -> Callable[[pytest.MonkeyPatch, Path, list[s
 
     def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
         monkeypatch.setenv("WANDB_MODE", "disabled")
-        monkeypatch.setattr(msol.common.algorithms, "_PLUGIN_MODULES", (plugin,))
+        monkeypatch.setattr(msol.common.algorithms, "_plugin_modules", lambda: (plugin,))
         monkeypatch.setattr(msol.common.algorithms, "_loaded", False)
         return train(compose_cfg(*overrides), run_dir=run_dir)
 

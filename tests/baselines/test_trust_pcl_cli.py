@@ -24,7 +24,7 @@ def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[st
     Loading only these keeps the test about them (other plugins are tested in their own files).
     """
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.common.algorithms, "_PLUGIN_MODULES", ("msol.baselines.trust_pcl", "msol.baselines.trpo"))
+    monkeypatch.setattr(msol.common.algorithms, "_plugin_modules", lambda: ("msol.baselines.trust_pcl", "msol.baselines.trpo"))
     monkeypatch.setattr(msol.common.algorithms, "_loaded", False)
     with initialize_config_module("msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)

@@ -62,7 +62,16 @@ def test_an_entry_point_plugin_registers_and_trains_through_the_entry(tmp_path):
 def test_a_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
     root = _plugin_package(tmp_path / "site", "import a_module_that_is_not_there\n")
     monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setattr(algorithms, "_PLUGIN_MODULES", ())
+    monkeypatch.setattr(algorithms, "_plugin_modules", list)
     monkeypatch.setattr(algorithms, "_loaded", False)
     with pytest.raises(ImportError, match=r"plugin constant_guess = 'their_algos' \(package their-algos\)"):
         algorithms.available_algorithms()
+
+
+def test_every_module_and_package_under_baselines_is_found_without_a_list():
+    folder = Path(algorithms.__file__).resolve().parents[2] / "baselines"
+    on_disk = {p.stem for p in folder.iterdir()
+               if not p.name.startswith("_") and (p.suffix == ".py" or (p / "__init__.py").is_file())}
+    assert algorithms._plugin_modules() == [algorithms.SOFT_OPTIONS,
+                                            *sorted(f"msol.baselines.{name}" for name in on_disk)]
+    assert {"msol", "mlsh", "option_critic", "trpo", "trust_pcl", "sb3_ppo"} <= set(algorithms.available_algorithms())

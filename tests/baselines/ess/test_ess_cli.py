@@ -18,7 +18,7 @@ SMALL = ["env.kwargs.K=5", "env.kwargs.potential=0.95", "env.hparams.log_interva
 
 def run_train(monkeypatch: pytest.MonkeyPatch, run_dir: Path, overrides: list[str]) -> dict:
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setattr(msol.common.algorithms, "_PLUGIN_MODULES", ("msol.baselines.ess",))
+    monkeypatch.setattr(msol.common.algorithms, "_plugin_modules", lambda: ("msol.baselines.ess",))
     monkeypatch.setattr(msol.common.algorithms, "_loaded", False)
     with initialize_config_module("msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
