@@ -4,13 +4,14 @@ The Taxi family and Moving Bandits keep their 50-step limit inside the env (so t
 are registered with ``max_episode_steps=None``; the Swimmer keeps Swimmer-v5's 1000 steps via TimeLimit.
 
 Other modules add ids with ``register_env`` so that ``list_envs`` describes them; the ESS games come from
-``msol.envs.ess.register_ess()`` when that package exists (it may call ``register_env``).
+``msol.envs.ess.register_ess()``. The numpy-batched families also register a ``vector_entry_point``, so
+``gymnasium.make_vec(id, num_envs=N)`` returns their batched env.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -57,19 +58,34 @@ _CORE_ENVS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _VectorEntry:
+    """The ``vector_entry_point`` of a numpy-batched family: ``gymnasium.make_vec(<id>, num_envs=N)`` returns its
+    batched :class:`~msol.envs.vector.MultitaskVectorEnv` (N task slots of one env each), not N copies in a
+    ``SyncVectorEnv``. ``task`` is every env's task (None: one drawn at every reset); other keyword arguments are
+    the family's (e.g. ``grid``, ``mode``)."""
+
+    env_id: str
+
+    def __call__(self, num_envs: int = 1, task: str | None = None, mode: str = "train", **env_kwargs: Any) -> Any:
+        from msol.envs.vector import make_multitask_vector_env
+
+        return make_multitask_vector_env(self.env_id, [task] * int(num_envs), envs_per_slot=1, mode=mode,
+                                         vectorization_mode="numpy", **env_kwargs)
+
+
 def _register_all() -> None:
     for name, entry_point, kwargs, description in _CORE_ENVS:
-        register_env(f"{NAMESPACE}/{name}", entry_point, description, kwargs=kwargs, max_episode_steps=None)
+        env_id = f"{NAMESPACE}/{name}"
+        register_env(env_id, entry_point, description, kwargs=kwargs, max_episode_steps=None,
+                     vector_entry_point=_VectorEntry(env_id))
     register_env(
         f"{NAMESPACE}/DirectionalSwimmer-v0",
         "msol.envs.swimmer:DirectionalSwimmerEnv",
         "MuJoCo Swimmer-v5 rewarded along an unobserved direction: tasks up, down, left, right",
         max_episode_steps=1000,
     )
-    if importlib.util.find_spec("msol.envs.ess") is not None:  # written by another engineer; absent until then
-        register_ess = getattr(importlib.import_module("msol.envs.ess"), "register_ess", None)
-        if register_ess is not None:
-            register_ess()
+    importlib.import_module("msol.envs.ess").register_ess()
 
 
 _register_all()

@@ -72,3 +72,38 @@ def test_unknown_id_is_an_error():
 def test_register_env_rejects_foreign_namespace():
     with pytest.raises(ValueError, match="msol/"):
         envs.register_env("Other-v0", "msol.envs.taxi:TaxiEnv", "x")
+
+
+BATCHED = sorted(i for i in REQUIRED if i != "msol/DirectionalSwimmer-v0")
+
+
+@pytest.mark.parametrize("env_id", BATCHED)
+def test_make_vec_returns_the_numpy_batched_env_with_the_same_trajectories(env_id):
+    import numpy as np
+
+    from msol.envs.vector import MultitaskVectorEnv, make_multitask_vector_env
+
+    vec = gym.make_vec(env_id, num_envs=3, mode="test")  # the registered vector_entry_point is the default mode
+    assert isinstance(vec, MultitaskVectorEnv) and vec.num_envs == 3
+    same = make_multitask_vector_env(env_id, [None] * 3, envs_per_slot=1, mode="test")
+    rng = np.random.default_rng(0)
+    obs, _ = vec.reset(seed=5)
+    np.testing.assert_array_equal(obs, same.reset(seed=5)[0])
+    for _ in range(60):  # past the 50-step limit: autoresets included
+        actions = rng.integers(0, vec.single_action_space.n, size=3)
+        for got, want in zip(vec.step(actions)[:4], same.step(actions)[:4], strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert type(gym.make_vec(env_id, num_envs=2, vectorization_mode="sync")).__name__ == "SyncVectorEnv"
+
+
+def test_module_prefixed_ids_work_without_importing_msol_first():
+    import subprocess
+    import sys
+
+    code = ("import gymnasium\n"
+            "env = gymnasium.make('msol.envs:msol/Taxi-v0', task='R-G')\n"
+            "vec = gymnasium.make_vec('msol.envs:msol/MovingBandits-v0', num_envs=4, task='goal1')\n"
+            "print(type(env.unwrapped).__name__, type(vec).__name__, vec.num_envs)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["TaxiEnv", "MultitaskVectorEnv", "4"]
