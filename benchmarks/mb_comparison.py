@@ -71,8 +71,8 @@ def bootstrap(values: list[float]) -> tuple[float, float]:
 
 
 def table(results: dict[str, list[dict]]) -> list[str]:
-    lines = ["| algorithm | final transfer eval return (mean [95% CI]) | per seed | % of optimum 43.8 | "
-             "options all to the same goal (per seed) | wall time per run (min) |", "|---|---|---|---|---|---|"]
+    lines = [("| algorithm | final transfer eval return (mean [95% CI]) | per seed | % of optimum 43.8 | "
+              "options all to the same goal (per seed) | wall time per run (min) |"), "|---|---|---|---|---|---|"]
     for algo, runs in results.items():
         finals = [r["final"] for r in runs]
         lo, hi = bootstrap(finals)
@@ -124,11 +124,11 @@ def main() -> None:
         (f" **Not run yet: {', '.join(unfinished)}** (the same command without `--report-only` continues)."
          if unfinished else ""), "",
         *table(results), "",
-        f"Optimum ≈ {OPTIMUM}; an agent that always goes to one goal gets ≈ {ONE_GOAL}. Final return = the last "
-        "evaluation (one episode in each of 4 eval envs per task slot). Same-goal share: share of random goal "
-        "layouts in which every option, followed alone from the start, ends nearest the same goal — MSOL: its "
-        "prior options (greedy, 256 layouts, `options/same_goal_fraction`); MLSH: its sub-policies (32 layouts, "
-        "`options_same_goal` of the last option-learning evaluation); DISTRAL has no options.", "",
+        (f"Optimum ≈ {OPTIMUM}; an agent that always goes to one goal gets ≈ {ONE_GOAL}. Final return = the last "
+         "evaluation (one episode in each of 4 eval envs per task slot). Same-goal share: share of random goal "
+         "layouts in which every option, followed alone from the start, ends nearest the same goal — MSOL: its "
+         "prior options (greedy, 256 layouts, `options/same_goal_fraction`); MLSH: its sub-policies (32 layouts, "
+         "`options_same_goal` of the last option-learning evaluation); DISTRAL has no options."), "",
         f"![Moving Bandits transfer return against frames per task](figures/{FIGURE.name})", ""])
     print(text)
     if args.write_docs:

@@ -95,8 +95,8 @@ def main() -> None:
              f"seeds {sorted(results)}; time limits bootstrapped (docs/msol.md)." +
              (f" **Not finished: seeds {unfinished}** ({progress(args.out, unfinished)}; resumable with the same "
               "command)." if unfinished else ""), "",
-             "| seed | options-phase eval return | final transfer eval return | % of optimum 0.590 | "
-             "transfer frames/task to 90% | wall time (min) | frames/s options / transfer |",
+             ("| seed | options-phase eval return | final transfer eval return | % of optimum 0.590 | "
+              "transfer frames/task to 90% | wall time (min) | frames/s options / transfer |"),
              "|---|---|---|---|---|---|---|"]
     for s, r in results.items():
         reach = f"{r['frames_to_90']:,}" if r["frames_to_90"] is not None else "not reached"

@@ -132,9 +132,9 @@ def main() -> None:
         lines.append(f"| {LABELS[setting]} | " + " | ".join(cells) + " |")
     if args.flops:
         loop, core = arithmetic_rate("taxi", args.seconds)
-        lines += ["", f"Arithmetic rate, Taxi, S = 1 (collect + update, matmul FLOPs counted by "
-                      f"`torch.utils.flop_counter`): {loop:.1f} GFLOP/s; one core on a matmul of the update's widest "
-                      f"shape: {core:.1f} GFLOP/s ({100 * loop / core:.0f}%)."]
+        lines += ["", (f"Arithmetic rate, Taxi, S = 1 (collect + update, matmul FLOPs counted by "
+                       f"`torch.utils.flop_counter`): {loop:.1f} GFLOP/s; one core on a matmul of the update's widest "
+                       f"shape: {core:.1f} GFLOP/s ({100 * loop / core:.0f}%).")]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.write_docs:

@@ -262,7 +262,7 @@ class TaxiFamilyCore(BatchedCore):
         """An RGB image (uint8) of the map: walls grey, locations coloured (the task's two darker), taxi black
         while the passenger waits and orange once aboard."""
         colours = {"R": (220, 60, 60), "G": (60, 170, 60), "Y": (230, 200, 40), "B": (60, 90, 220)}
-        heading, passenger, cell = (int(v) for v in self.decode(self.state[env]))
+        _heading, passenger, cell = (int(v) for v in self.decode(self.state[env]))
         pickup, dropoff = self.tasks[int(self.task[env])].split("-")
         walls = np.array([[c == "#" for c in row] for row in self.map.rows])
         img = np.where(walls[..., None], 90, 245).astype(np.uint8).repeat(3, axis=2)

@@ -13,6 +13,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 from types import FrameType, TracebackType
 
 
@@ -54,7 +58,7 @@ class StopSignals:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now
         self.signum = signum
 
-    def __enter__(self) -> StopSignals:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -176,9 +176,9 @@ class MSOLLearner(MemberRecords):
         S, T = self.members, self.n_steps
         flat, slot = self.storage.flat(S), self.flat_slot
         beta, entropy_coef = self.beta, self.entropy_coef
-        common = dict(entropy_coef=entropy_coef, value_coef=self.a.value_coef,
-                      action_entropy_coef=self.a.entropy_action,
-                      prior_coef=self.a.prior_coef, distill_priors=distill, members=self.members)
+        common = {"entropy_coef": entropy_coef, "value_coef": self.a.value_coef,
+                  "action_entropy_coef": self.a.entropy_action, "prior_coef": self.a.prior_coef,
+                  "distill_priors": distill, "members": self.members}
         if self.a.loss == "a2c":
             ev = rollout_terms(self.policy, flat, slot, fixed_termination_prior=fixed_prior)
             R = time_major(regularized_reward(flat.reward, ev, flat.first, beta), S, T)

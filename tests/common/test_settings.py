@@ -48,8 +48,7 @@ def test_a_valid_config_has_no_problems_and_an_ignored_setting_is_refused_only_w
 def test_added_missing_and_bad_settings_are_named():
     added = _algo(cilp=0.3)
     assert settings_problems(_Toy, added) == [
-        "algo.cilp: not a setting of algo=toy; did you mean algo.clip? (its settings: "
-        f"{__name__}._Toy)"]
+        f"algo.cilp: not a setting of algo=toy; did you mean algo.clip? (its settings: {__name__}._Toy)"]
     missing = OmegaConf.create({"name": "toy", "loss": "a", "lr": 0.1})
     assert settings_problems(_Toy, missing) == [
         "algo=toy: configs/algo/toy.yaml gives no clip (every setting of _Toy needs a value there)"]

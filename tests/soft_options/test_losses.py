@@ -11,13 +11,13 @@ from msol.soft_options.storage import Rollout
 
 
 def _ev(**overrides):
-    base = dict(
-        logq_L=torch.tensor([-0.5, -1.0]), logp_L=torch.tensor([-0.7, -0.2]), ent_L=torch.tensor([1.0, 0.5]),
-        logq_H=torch.tensor([-0.3, -2.0]), ent_H=torch.tensor([0.6, 0.9]),
-        logq_T=torch.tensor([-0.1, -0.4]), ent_T=torch.tensor([0.2, 0.3]),
-        logp_T=torch.tensor([-3.0, -0.05]), logp_T_hat=torch.tensor([-1.5, -0.25]),
-        value=torch.tensor([0.4, -0.2], requires_grad=True),
-    )
+    base = {
+        "logq_L": torch.tensor([-0.5, -1.0]), "logp_L": torch.tensor([-0.7, -0.2]), "ent_L": torch.tensor([1.0, 0.5]),
+        "logq_H": torch.tensor([-0.3, -2.0]), "ent_H": torch.tensor([0.6, 0.9]),
+        "logq_T": torch.tensor([-0.1, -0.4]), "ent_T": torch.tensor([0.2, 0.3]),
+        "logp_T": torch.tensor([-3.0, -0.05]), "logp_T_hat": torch.tensor([-1.5, -0.25]),
+        "value": torch.tensor([0.4, -0.2], requires_grad=True),
+    }
     base.update(overrides)
     return RolloutTerms(**base)
 
