@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from msol.common.returns import nstep_returns
-from msol.soft_options.losses import RolloutTerms, msol_a2c_loss, regularized_reward
+from msol.common.returns import gae_advantages, nstep_returns
+from msol.soft_options.losses import RolloutTerms, msol_a2c_loss, msol_ppo_loss, regularized_reward
 from msol.soft_options.storage import Rollout
 
 
@@ -82,3 +82,53 @@ def test_prior_distillation_off_after_transfer():
     assert stats["loss/prior"] == 0.0
     assert loss_on.item() - loss_off.item() == pytest.approx((0.7 + 1.5 + 0.2 + 0.25) / 2)
     assert math.isfinite(loss_off.item())
+
+
+def test_ppo_loss_terms_match_hand_computation():
+    ev = _ev()
+    batch = _batch(b=[1.0, 0.0], first=[0.0, 1.0])
+    # joint log-probabilities of the new policy: row 0: -0.5 - 0.3 - 0.1 = -0.9; row 1 (first step, no master
+    # decision): -1.0. Old ones chosen so that ratio 0 = e^0.5 (clipped at 1.2) and ratio 1 = e^-0.1.
+    batch.old_logp = torch.tensor([-1.4, -0.9])
+    batch.old_value = torch.tensor([0.0, -0.5])
+    advantages, returns = torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.3])
+    loss, stats = msol_ppo_loss(ev, batch, advantages, returns, entropy_coef=0.0, clip=0.2, value_coef=1.0,
+                                prior_coef=0.0)
+    r0, r1 = math.exp(0.5), math.exp(-0.1)
+    L_A = [-min(r0 * 2.0, 1.2 * 2.0), -min(r1 * -1.0, r1 * -1.0)]  # r1 = 0.905 is inside [0.8, 1.2]
+    # values 0.4, -0.2; clipped values: 0.0 + clamp(0.4, ±0.2) = 0.2, -0.5 + clamp(0.3, ±0.2) = -0.3
+    L_V = [0.5 * max((0.4 - 1.0) ** 2, (0.2 - 1.0) ** 2), 0.5 * max((-0.2 - 0.3) ** 2, (-0.3 - 0.3) ** 2)]
+    assert stats["loss/policy"].item() == pytest.approx(sum(L_A) / 2)
+    assert stats["loss/value"].item() == pytest.approx(sum(L_V) / 2)
+    assert stats["ppo/clip_frac"].item() == pytest.approx(0.5)  # row 0's ratio is outside [0.8, 1.2]
+    assert loss.item() == pytest.approx((sum(L_A) + sum(L_V)) / 2)
+    loss.backward()
+    # value gradient (loss = mean of 2 rows): row 0 takes the clipped branch (its value is clamped: no gradient);
+    # row 1 also the clipped one, clamped too → both 0
+    assert ev.value.grad.tolist() == pytest.approx([0.0, 0.0])
+
+
+def test_gae_matches_hand_computation_at_terminations_and_truncations():
+    R, values = torch.tensor([[1.0], [2.0], [3.0]]), torch.full((3, 1), 0.5)
+    zeros, last = torch.zeros(3, 1), torch.tensor([1.0])
+    # no end: δ2 = 3 + .5·1 − .5 = 3; δ1 = 2 + .25 − .5 = 1.75, A1 = 1.75 + .25·3; δ0 = .75, A0 = .75 + .25·A1
+    adv = gae_advantages(R, values, zeros, zeros, zeros, last, gamma=0.5, lam=0.5)
+    assert adv[:, 0].tolist() == pytest.approx([0.75 + 0.25 * 2.5, 2.5, 3.0])
+    # termination at t = 1: nothing flows back into step 1 from step 2
+    term = torch.tensor([[0.0], [1.0], [0.0]])
+    adv = gae_advantages(R, values, term, zeros, zeros, last, gamma=0.5, lam=0.5)
+    assert adv[:, 0].tolist() == pytest.approx([0.75 + 0.25 * 1.5, 1.5, 3.0])
+    # truncation at t = 1 with V(final obs) = 2: step 1 bootstraps from 2 and no advantage flows back from step 2
+    trunc, boot = torch.tensor([[0.0], [1.0], [0.0]]), torch.tensor([[0.0], [2.0], [0.0]])
+    adv = gae_advantages(R, values, zeros, trunc, boot, last, gamma=0.5, lam=0.5)
+    assert adv[:, 0].tolist() == pytest.approx([0.75 + 0.25 * 2.5, 2.0 + 0.5 * 2.0 - 0.5, 3.0])
+
+
+def test_gae_with_lambda_one_is_the_nstep_return_minus_the_value():
+    gen = torch.Generator().manual_seed(0)
+    R, values = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
+    term = (torch.rand(6, 4, generator=gen) < 0.2).float()
+    trunc = (torch.rand(6, 4, generator=gen) < 0.2).float() * (1 - term)
+    boot, last = torch.randn(6, 4, generator=gen), torch.randn(4, generator=gen)
+    adv = gae_advantages(R, values, term, trunc, boot, last, gamma=0.9, lam=1.0)
+    torch.testing.assert_close(adv + values, nstep_returns(R, term, trunc, boot, last, 0.9))

@@ -15,10 +15,11 @@ TINY = ["env=moving_bandits", "env.hparams.hidden=[16]", "env.hparams.encoder_ou
         "env.hparams.option_embedding=4", "env.hparams.envs_per_slot=1"]
 
 
-def _phase(*overrides: str, frames: int = 1000, reset_every: int | None = None):
+def _phase(*overrides: str, frames: int = 1000, reset_every: int | None = None,
+           tasks: tuple[str, str] = ("goal0", "goal1")):
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         cfg = compose("train", overrides=[*TINY, *overrides])
-    tasks = ["goal0", "goal1"]
+    tasks = list(tasks)
     spec = PhaseSpec("options", tasks, "train", 2, frames, reset_every, tasks)
     env = PopulationEnv([make_env(cfg, tasks, mode="train", envs_per_slot=1, seed=0)])
     phase = make_msol_phase(cfg, spec, env, None, [torch.Generator().manual_seed(0)])
@@ -61,3 +62,21 @@ def test_evaluation_rows_say_whether_they_acted_greedily(greedy):
     again = phase.evaluate(0, eval_env, seed=0)
     if greedy:  # argmax at every level: the same episodes again
         assert again["return/mean"] == row["return/mean"]
+
+
+@pytest.mark.parametrize("env, tasks", [("moving_bandits", ("goal0", "goal1")), ("taxi", ("R-G", "B-Y"))])
+def test_the_log_probability_stored_while_acting_is_the_one_the_update_recomputes(env, tasks):
+    """PPO's first ratio is exactly 1: acting and the update compute the same joint log-probability and value
+    (a mismatch, e.g. a termination term counted on the first step of an episode, would bias every update)."""
+    from msol.soft_options.losses import joint_logprob, rollout_terms
+
+    phase = _phase("algo.loss=ppo", f"env={env}", tasks=tasks)
+    for _ in range(10):  # 50 steps: the next rollout starts new episodes (episodes last 50 steps)
+        phase.iterate()
+    phase.collect()
+    flat = phase.storage.flat(phase.members)
+    with torch.no_grad():
+        ev = rollout_terms(phase.policy, flat, phase.flat_slot, fixed_termination_prior=1.0 - float(phase.a.alpha))
+    torch.testing.assert_close(joint_logprob(ev, flat), flat.old_logp, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ev.value, flat.old_value, atol=1e-5, rtol=0)
+    assert flat.first.any() and flat.b.any() and not flat.b.all()
