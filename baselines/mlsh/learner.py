@@ -99,7 +99,7 @@ def _masters(policy: MLSHPolicy, obs: torch.Tensor, slot: torch.Tensor, envs_per
     if envs_per_slot is None:
         return policy.master(obs, slot)
     dist, value = policy.master_grouped(obs.view(policy.members, policy.num_slots, envs_per_slot, -1))
-    return Categorical(logits=dist.logits.flatten(0, 2)), value.flatten()
+    return Categorical(logits=dist.logits.flatten(0, 2), validate_args=False), value.flatten()
 
 
 class MLSHLearner(MemberRecords):

@@ -92,16 +92,16 @@ class MLSHPolicy(nn.Module):
         self.master_v.reset(slot, generators)
 
     def master(self, obs: torch.Tensor, slot: torch.Tensor) -> tuple[Categorical, torch.Tensor]:
-        return Categorical(logits=self.master_pi(obs, slot)), self.master_v(obs, slot).squeeze(-1)
+        return Categorical(logits=self.master_pi(obs, slot), validate_args=False), self.master_v(obs, slot).squeeze(-1)
 
     def sub(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[Categorical, torch.Tensor]:
-        return Categorical(logits=self.sub_pi(obs, z)), self.sub_v(obs, z).squeeze(-1)
+        return Categorical(logits=self.sub_pi(obs, z), validate_args=False), self.sub_v(obs, z).squeeze(-1)
 
     def master_grouped(self, obs: torch.Tensor) -> tuple[Categorical, torch.Tensor]:
         """:meth:`master` for observations grouped by slot, ``[S, num_slots, w, obs_dim]``: each block computes its
         own master only (``SlotMLP.grouped``)."""
-        return Categorical(logits=self.master_pi.grouped(obs)), self.master_v.grouped(obs).squeeze(-1)
+        return Categorical(logits=self.master_pi.grouped(obs), validate_args=False), self.master_v.grouped(obs).squeeze(-1)
 
     def sub_grouped(self, obs: torch.Tensor) -> tuple[Categorical, torch.Tensor]:
         """:meth:`sub` for observations grouped by sub-policy, ``[S, num_subs, w, obs_dim]``."""
-        return Categorical(logits=self.sub_pi.grouped(obs)), self.sub_v.grouped(obs).squeeze(-1)
+        return Categorical(logits=self.sub_pi.grouped(obs), validate_args=False), self.sub_v.grouped(obs).squeeze(-1)

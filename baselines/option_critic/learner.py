@@ -64,7 +64,7 @@ def oc_step(net: OptionCriticNetwork, obs: torch.Tensor, task: torch.Tensor, opt
     explore = torch.rand(obs.shape[0]) < epsilon
     choice = torch.where(explore, torch.randint(net.num_options, option_prev.shape), heads.q.argmax(dim=-1))
     option = torch.where(terminate, choice, option_prev)
-    action = torch.distributions.Categorical(logits=heads.logits[rows, option]).sample()
+    action = torch.distributions.Categorical(logits=heads.logits[rows, option], validate_args=False).sample()
     return option, action, (terminate & ~first).float()
 
 

@@ -56,7 +56,7 @@ def a2oc_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Critic ``½(y−Q(s,o))²`` + intra-option PG ``−ln π(a|s,o)·sg(y−Q(s,o))`` − entropy + termination term."""
     q, logits, _ = heads.at(option)
-    pi = torch.distributions.Categorical(logits=logits)
+    pi = torch.distributions.Categorical(logits=logits, validate_args=False)
     L_Q = 0.5 * (y - q).pow(2)
     L_pi = -pi.log_prob(action) * (y - q).detach()
     L_H = -entropy_coef * pi.entropy()

@@ -44,9 +44,10 @@ class Policy(nn.Module):
 
     def distribution(self, obs: torch.Tensor) -> Distribution:
         if self.discrete:
-            return Categorical(logits=self.net(obs))
+            return Categorical(logits=self.net(obs), validate_args=False)
         mean = self.net(obs)
-        return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1,
+                           validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """ln π(a|s) with the shape of ``obs`` minus its feature axis."""

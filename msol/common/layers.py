@@ -18,9 +18,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# Argument validation of torch.distributions costs more than the small heads themselves; inputs here are ours.
-torch.distributions.Distribution.set_default_validate_args(False)
-
 Generators = "list[torch.Generator | None]"  # one per member; None: torch's global generator
 
 

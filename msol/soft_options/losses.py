@@ -50,10 +50,10 @@ def rollout_terms(
     f_cur, f_cur_prior = policy.option_features(trunk, batch.z)
 
     q_L, p_L = policy.action_dists(f_cur, f_cur_prior, slot, batch.z)
-    q_H = Categorical(logits=policy.master_logits(trunk, slot))
+    q_H = Categorical(logits=policy.master_logits(trunk, slot), validate_args=False)
     term_logits, prior_term_logits = policy.termination_logits(f_prev, f_prev_prior, slot, batch.z_prev)
-    q_T = Categorical(logits=term_logits)
-    p_T_learned = Categorical(logits=prior_term_logits)
+    q_T = Categorical(logits=term_logits, validate_args=False)
+    p_T_learned = Categorical(logits=prior_term_logits, validate_args=False)
 
     b = batch.b.long()
     value = policy.value_of(trunk, batch.z_prev, slot, f_prev)

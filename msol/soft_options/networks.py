@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.distributions import Categorical, Independent, Normal
 from torch.nn import functional as F
 
 from msol.common.layers import (
@@ -80,6 +81,11 @@ class OptionEncoder(nn.Module):
         embed = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])], dim=1)
         embed = embed + self.option_embed.bias.unsqueeze(1)
         return torch.bmm(embed, self.option_layer.weight[:, :, self.trunk_dim:].transpose(1, 2))
+
+
+def diagonal_gaussian(mean: torch.Tensor, std: torch.Tensor) -> Independent:
+    """``N(mean, diag(std²))`` over the last dimension (arguments are ours: no validation)."""
+    return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
 
 
 def option_features(pre: torch.Tensor, table: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
@@ -305,11 +311,9 @@ class HierarchicalPolicy(nn.Module):
             post_out = torch.where(primitive, forced, post_out)
             prior_out = None if prior_out is None else torch.where(primitive, forced, prior_out)
         if not self.continuous:
-            return (torch.distributions.Categorical(logits=post_out),
-                    torch.distributions.Categorical(logits=prior_out) if with_prior else None)
+            return (Categorical(logits=post_out, validate_args=False),
+                    Categorical(logits=prior_out, validate_args=False) if with_prior else None)
         member = member_rows(self.members, option.shape[0])
         prior_std = self.prior_log_std[member, option].exp()
         post_std = prior_std if self.frozen_posteriors else self.intra_log_std[member, slot, option].exp()
-        return (torch.distributions.Independent(torch.distributions.Normal(post_out, post_std), 1),
-                torch.distributions.Independent(torch.distributions.Normal(prior_out, prior_std), 1)
-                if with_prior else None)
+        return diagonal_gaussian(post_out, post_std), diagonal_gaussian(prior_out, prior_std) if with_prior else None

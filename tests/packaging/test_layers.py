@@ -51,3 +51,14 @@ def test_the_check_sees_a_forbidden_import(tmp_path):
     module.write_text("from msol.soft_options.networks import HierarchicalPolicy\nfrom msol import plot\n")
     assert imported_modules(module) == ["msol.soft_options.networks", "msol.soft_options.networks.HierarchicalPolicy",
                                         "msol", "msol.plot"]
+
+
+def test_importing_every_learner_leaves_torchs_distribution_validation_default_alone():
+    import subprocess
+    import sys
+
+    code = ("import torch\nbefore = torch.distributions.Distribution._validate_args\n"
+            "from msol.common.algorithms import available_algorithms\navailable_algorithms()\n"
+            "assert torch.distributions.Distribution._validate_args == before, 'changed'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
