@@ -7,23 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from helpers import TIMING_KEYS, compose_cfg
 from omegaconf import DictConfig
 
 import msol.common.algorithms
 from msol.train import train
 
-TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
-
 
 def composer(algo: str) -> Callable[..., DictConfig]:
     """``compose_cfg(*overrides)`` for ``algo=<algo>``."""
 
-    def compose_cfg(*overrides: str) -> DictConfig:
-        with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-            return compose("train", overrides=[f"algo={algo}", *overrides])
+    def compose_algo(*overrides: str) -> DictConfig:
+        return compose_cfg(f"algo={algo}", *overrides)
 
-    return compose_cfg
+    return compose_algo
 
 
 def runner(algo: str, plugin: str) -> Callable[[pytest.MonkeyPatch, Path, list[str]], dict]:

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+from helpers import compose_cfg
 from hydra import compose, initialize_config_module
 
 from msol.common.envs_adapter import make_env
@@ -31,8 +32,7 @@ TINY = {
 
 
 def _cfg(env: str, *overrides: str):
-    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        return compose("train", overrides=[*TINY[env], *overrides])
+    return compose_cfg(*TINY[env], *overrides)
 
 
 def _phase(cfg, seeds: list[int]):
@@ -163,21 +163,16 @@ def test_a_population_writes_one_single_run_directory_per_member(tmp_path):
 
     base = ["env=moving_bandits", "budget_scale=0.002", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
             "logger.progress_bar=false"]
-    summary = train(_compose(*base, "population=2", f"run_dir={tmp_path / 'pop' / 's3'}", "seed=3"))
+    summary = train(compose_cfg(*base, "population=2", f"run_dir={tmp_path / 'pop' / 's3'}", "seed=3"))
     assert len(summary["members"]) == 2
     single = tmp_path / "single" / "s4"
-    train(_compose(*base, f"run_dir={single}", "seed=4"))
+    train(compose_cfg(*base, f"run_dir={single}", "seed=4"))
     member = tmp_path / "pop" / "s4"
     assert {p.name for p in member.iterdir()} == {p.name for p in single.iterdir()} | {"population.json"}
     assert (member / "config.yaml").read_text().count("seed: 4") == 1
     curves = [load_curve(d) for d in find_run_dirs(tmp_path / "pop")]
     assert sorted(c.seed for c in curves) == [3, 4] and all(c.finished for c in curves)
     assert aggregate(curves)  # msol.plot's aggregation takes them like the runs of a sweep
-
-
-def _compose(*overrides: str):
-    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        return compose("train", overrides=list(overrides))
 
 
 def test_learners_of_one_run_train_a_population_one_member_after_another(tmp_path):
@@ -193,7 +188,7 @@ def test_learners_of_one_run_train_a_population_one_member_after_another(tmp_pat
                  "env.hparams.eval_interval_frames_per_task=500000", "env.hparams.num_slots=2",
                  "env.hparams.envs_per_slot=2", "logger.progress_bar=false", "population=2"]
     first, second = tmp_path / "s0", tmp_path / "s1"
-    summary = train(_compose(*overrides, f"run_dir={first}"))
+    summary = train(compose_cfg(*overrides, f"run_dir={first}"))
     assert [m["objective"] for m in summary["members"]] == [json.loads((d / "summary.json").read_text())["objective"]
                                                             for d in (first, second)]
     rows = (second / "metrics.jsonl").read_text()
@@ -216,7 +211,7 @@ def test_msol_and_frozen_learn_the_options_once(tmp_path):
     from msol.train import train
 
     lead = tmp_path / "mb" / "msol" / "s0"
-    train(_compose("env=moving_bandits", "algo=msol_and_frozen", "budget_scale=0.002", "env.hparams.num_slots=2",
+    train(compose_cfg("env=moving_bandits", "algo=msol_and_frozen", "budget_scale=0.002", "env.hparams.num_slots=2",
                    "env.hparams.envs_per_slot=2", "logger.progress_bar=false", "population=2", f"run_dir={lead}"))
     for seed in (0, 1):
         soft, frozen = tmp_path / "mb" / "msol" / f"s{seed}", tmp_path / "mb" / "msol_frozen" / f"s{seed}"

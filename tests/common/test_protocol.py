@@ -8,7 +8,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from helpers import compose_cfg
 
 from msol.common.envs_adapter import make_env
 from msol.common.protocol import (
@@ -22,10 +22,7 @@ from msol.common.protocol import (
     protocol_phases,
 )
 
-
-def _cfg(*overrides: str):
-    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+_cfg = compose_cfg
 
 
 def _spec(frames_per_task: int) -> PhaseSpec:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from helpers import compose_cfg
 from matplotlib.image import imread
 from omegaconf import OmegaConf
 
@@ -34,8 +34,7 @@ RUNS_OF_CHOICE = {"msol_and_frozen": {"msol", "msol_frozen"}}
 
 
 def _compose(overrides: list[str], hydra: bool = False):
-    with initialize_config_module("msol.configs", version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=hydra)
+    return compose_cfg(*overrides, hydra=hydra)
 
 
 def _sweep_axes(experiment: str, budget: str) -> dict[str, list[str]]:

@@ -12,16 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from helpers import TIMING_KEYS, compose_cfg
 
 from msol.train import train
 
-TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
-
-
-def _cfg(*overrides: str):
-    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+_cfg = compose_cfg
 
 
 def _cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -9,17 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from helpers import TIMING_KEYS, compose_cfg  # noqa: F401  (the reliability tests import them from here)
 
-TIMING_KEYS = {"fps", "wall_time_s", "finished_at"}
 # Moving Bandits, 1% of the paper's budget, 2 slots x 2 envs, a checkpoint after every log row: ~700 updates.
 TINY = ("env=moving_bandits", "budget_scale=0.01", "env.hparams.num_slots=2", "env.hparams.envs_per_slot=2",
         "checkpoint_interval_s=0.0001", "logger.progress_bar=false")
-
-
-def compose_cfg(*overrides: str):
-    with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        return compose("train", overrides=list(overrides))
 
 
 def cli_env(**extra: str) -> dict[str, str]:
