@@ -8,7 +8,7 @@ n-step returns, the four loss terms, the optimiser step, task-slot resets. ``tes
 its weights into the package's policy and checks that one update on the same batch gives the same loss and the same
 gradients, so what you read here is what the package computes.
 
-Notation (spec/msol.md): per task slot ``i`` the posteriors ``q^H_i`` (master), ``q^T_i`` (termination),
+Notation (docs/spec/msol.md): per task slot ``i`` the posteriors ``q^H_i`` (master), ``q^T_i`` (termination),
 ``q^L_i`` (intra-option) and the value ``V_i``; shared priors ``p^L_θ`` and ``p^T_θ``; ``b_t = 1`` when the
 previous option ``z_{t-1}`` terminates.
 
@@ -82,7 +82,7 @@ class Args:
 
 # ---------------------------------------------------------------------------------------------------- networks
 def init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
-    """Orthogonal weights with ``gain``, zero bias (spec/msol.md, "Initialisation")."""
+    """Orthogonal weights with ``gain``, zero bias (docs/spec/msol.md, "Initialisation")."""
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer

@@ -1,4 +1,4 @@
-"""stable-baselines3 agents for the ESS games: PPO, A2C and DQN with a linear or a 2×300 network (spec/baselines.md).
+"""stable-baselines3 agents for the ESS games: PPO, A2C and DQN with a linear or a 2×300 network (docs/spec/baselines.md).
 
 Inputs are raw piece counts; a level-0 count reaches about ``p·2^K`` (≈ 5·10^5 at K = 20) while the decisive top
 levels hold a piece or two, so every agent standardises each input with a per-feature mean and standard deviation

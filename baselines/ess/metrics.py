@@ -1,4 +1,4 @@
-"""The ESS paper's measures of play, computed on a batch of whole games (spec/envs.md, "Metrics from the paper").
+"""The ESS paper's measures of play, computed on a batch of whole games (docs/spec/envs.md, "Metrics from the paper").
 
 - win rate (the paper plots reward = 2·win − 1);
 - fraction of ground-truth-correct defender moves, ties (φ(A) = φ(B), where both moves are optimal) excluded;

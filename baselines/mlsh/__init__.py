@@ -1,4 +1,4 @@
-"""MLSH (Frans et al. 2017, "Meta Learning Shared Hierarchies") on the MSOL protocol (spec/baselines.md "MLSH").
+"""MLSH (Frans et al. 2017, "Meta Learning Shared Hierarchies") on the MSOL protocol (docs/spec/baselines.md "MLSH").
 
 Modules in reading order: ``networks`` (per-task masters, shared sub-policies), ``storage`` (one rollout),
 ``losses`` (W/U schedule, macro-level GAE, PPO terms), ``learner`` (collect / update of one phase), ``probe``

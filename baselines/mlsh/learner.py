@@ -118,7 +118,7 @@ class MLSHLearner(MemberRecords):
         self.envs_per_slot = env.per_member // self.num_slots  # MultitaskEnv: slot i's envs are consecutive rows
         self.T, self.N = int(self.a.rollout_steps), int(self.a.macro_duration)
         self.storage = MLSHRollout.allocate(self.T, self.num_envs, env.obs_dim)
-        # Created once per phase and never reset with a master (a code fact of MLSH, spec/baselines.md).
+        # Created once per phase and never reset with a master (a code fact of MLSH, docs/spec/baselines.md).
         S = self.members
         self.master_opt = MemberAdam(policy.master_parameters(), self.a.master_lr, members=S, eps=self.a.adam_eps)
         self.sub_opt = None if self.transfer else MemberAdam(policy.sub_parameters(), self.a.sub_lr, members=S,

@@ -1,4 +1,4 @@
-"""MLSH's schedule, macro-level advantages and PPO losses (spec/baselines.md "MLSH").
+"""MLSH's schedule, macro-level advantages and PPO losses (docs/spec/baselines.md "MLSH").
 
 Tensors are time-major ``[T, B]`` (rollout steps × envs). ``decide[t, e] = 1`` where env ``e``'s master picked a
 sub-policy at step ``t`` (every N steps, at episode starts, and at the first step of every rollout); a macro step

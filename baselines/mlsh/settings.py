@@ -1,4 +1,4 @@
-"""The settings of MLSH (``configs/algo/mlsh.yaml``; spec/baselines.md "MLSH"): what each does and what it must be
+"""The settings of MLSH (``configs/algo/mlsh.yaml``; docs/spec/baselines.md "MLSH"): what each does and what it must be
 (msol/common/settings.py). The values, and which of them the MLSH code or the MSOL paper set, are in the yaml."""
 
 from __future__ import annotations

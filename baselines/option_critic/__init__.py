@@ -1,5 +1,5 @@
 """Option-Critic in its synchronous advantage form (A2OC; Bacon et al. 2017, Harb et al. 2018), multitask with the
-task id as input (spec/baselines.md "Option-Critic").
+task id as input (docs/spec/baselines.md "Option-Critic").
 
 Modules in reading order: ``networks`` (trunk, Q, intra-option, termination heads), ``losses`` (ε-greedy value,
 arrival value, deliberation cost, termination term at s', A2OC loss), ``learner`` (collect / update of one phase),

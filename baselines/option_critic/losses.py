@@ -1,4 +1,4 @@
-"""A2OC's values, targets and loss (spec/baselines.md "Option-Critic"), read top to bottom with the paper's names.
+"""A2OC's values, targets and loss (docs/spec/baselines.md "Option-Critic"), read top to bottom with the paper's names.
 
 ``ε``: option exploration; ``η``: deliberation cost. Rows are flat ``[T*B]`` transitions ``(s_t, o_t, a_t, s_{t+1})``.
 """

@@ -1,6 +1,6 @@
 """The A2OC network: one shared trunk on (observation, task one-hot) with Q, intra-option and termination heads.
 
-There is no information asymmetry: the task id reaches every head, options included (spec/baselines.md). The task
+There is no information asymmetry: the task id reaches every head, options included (docs/spec/baselines.md). The task
 one-hot spans every task of the env family, so task ids keep their meaning from option learning to transfer; the
 input weights of a task never trained on stay at their initial values until transfer trains them.
 """

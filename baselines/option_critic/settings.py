@@ -1,4 +1,4 @@
-"""The settings of Option-Critic (``configs/algo/option_critic.yaml``; spec/baselines.md "Option-Critic"): what each
+"""The settings of Option-Critic (``configs/algo/option_critic.yaml``; docs/spec/baselines.md "Option-Critic"): what each
 does and what it must be (msol/common/settings.py). The values and where they come from are in the yaml."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The loss is the Huber loss of the consistency error C (``consistency.py``), but its gradient is written through
 surrogates rather than autograd of Huber(C), because autograd would put a (τ+λ) factor on the policy step and λ
-reaches the hundreds (spec/baselines.md, "the (τ+λ) trap"). With h = Huber'(C) = clip(C, −δ, δ) held constant:
+reaches the hundreds (docs/spec/baselines.md, "the (τ+λ) trap"). With h = Huber'(C) = clip(C, −δ, δ) held constant:
 
     policy:  −h · Σ_{j<d} γ^j ∇_θ ln π_θ(a_{t+j}|s_{t+j})      value:  −h · ∇_φ V_φ(s_t)
 

@@ -1,4 +1,4 @@
-"""Multi-step path consistency of Trust-PCL (paper §4.1, eq. "consistency error"; spec/baselines.md).
+"""Multi-step path consistency of Trust-PCL (paper §4.1, eq. "consistency error"; docs/spec/baselines.md).
 
 For a window of d steps starting at s_t (truncated at the end of its sub-episode, e = min(t+d, T)):
 

@@ -1,4 +1,4 @@
-"""The relative-entropy coefficient λ from the trust-region size ε (paper §4.3; spec/baselines.md).
+"""The relative-entropy coefficient λ from the trust-region size ε (paper §4.3; docs/spec/baselines.md).
 
 With γ = 1, τ = 0 and deterministic dynamics, the optimum of the λ-penalised objective tilts the prior's episode
 distribution by exp(R/λ). Given episodes sampled from the prior, the KL of that tilted distribution from the prior is

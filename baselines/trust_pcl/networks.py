@@ -1,4 +1,4 @@
-"""Policy π_θ and value V_φ of Trust-PCL (paper appendix "Implementation"; spec/baselines.md, Trust-PCL).
+"""Policy π_θ and value V_φ of Trust-PCL (paper appendix "Implementation"; docs/spec/baselines.md, Trust-PCL).
 
 Both are 2×64 tanh MLPs. The policy is a categorical over logits for discrete actions and, for continuous actions,
 a unimodal Gaussian with mean µ(s) and a learnable state-independent log-std ξ (std = exp(ξ)). The value network

@@ -1,4 +1,4 @@
-"""Replay buffer of sub-episodes, sampled by recency (paper §4.2 "Off-policy"; spec/baselines.md, Trust-PCL).
+"""Replay buffer of sub-episodes, sampled by recency (paper §4.2 "Off-policy"; docs/spec/baselines.md, Trust-PCL).
 
 Each entry is a sub-episode of at most ``length`` (= P, the env steps collected per training step) transitions:
 ``s_0, a_0, r_0, ..., s_{T-1}, a_{T-1}, r_{T-1}, s_T`` with T ≤ P (shorter when the episode ended inside the

@@ -1,4 +1,4 @@
-"""Erdős–Selfridge–Spencer attacker-defender games (ESS paper; spec/envs.md, last section).
+"""Erdős–Selfridge–Spencer attacker-defender games (ESS paper; docs/spec/envs.md, "Erdős–Selfridge–Spencer games").
 
 ``game`` holds the batched rules, ``strategies`` the scripted players and ``play_games``, ``sampler`` the start states
 of a chosen potential, ``envs`` the gymnasium environments and ``two_player`` the PettingZoo AEC version.

@@ -2,7 +2,7 @@
 
 ``ESSDefenderEnv``: observe concat(A, B), destroy A (0) or B (1). ``ESSAttackerEnv``: observe the state, choose a
 split level ``l ∈ {0 … K-1}`` (Theorem 3's parametrisation; level K never holds a piece in a live game, so K
-actions suffice). Rewards are +1 / -1 for the learning side's win / loss at the end, 0 otherwise (spec/envs.md).
+actions suffice). Rewards are +1 / -1 for the learning side's win / loss at the end, 0 otherwise (docs/spec/envs.md).
 
 Observations are the raw piece counts as float32, bounded by the largest count the start-state sampler can produce
 (``⌊φ*·2^K⌋``; counts only shrink or shift upwards during a game).

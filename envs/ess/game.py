@@ -1,4 +1,4 @@
-"""Spencer's attacker-defender game (ESS paper §2; spec/envs.md, last section), on a batch of games at once.
+"""Spencer's attacker-defender game (ESS paper §2; docs/spec/envs.md, "Erdős–Selfridge–Spencer games"), on a batch of games at once.
 
 A state is the vector of piece counts ``n_0 … n_K`` (shape ``(..., K+1)``, int64); a piece at level ``l`` weighs
 ``2^-(K-l)`` and ``φ(S) = Σ_l n_l 2^-(K-l)``. Potentials are kept in exact integer *units* of one level-0 piece

@@ -1,4 +1,4 @@
-"""Start states of a chosen potential (spec/envs.md, ESS section: the reference's geometric sampler).
+"""Start states of a chosen potential (docs/spec/envs.md, ESS section: the reference's geometric sampler).
 
 For each game: pick ``p`` from ``geo_ps``, draw ``2^K`` levels from Geometric(p) (level 0 most likely), keep levels
 below ``K-2``, and fill pieces from the lowest level up — each level takes as many of its drawn pieces as still fit

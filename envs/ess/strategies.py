@@ -1,4 +1,4 @@
-"""Scripted attackers and defenders, each acting on a batch of games (spec/envs.md, ESS section).
+"""Scripted attackers and defenders, each acting on a batch of games (docs/spec/envs.md, ESS section).
 
 An attacker maps states ``(n, K+1)`` to a split ``(A, B)``; a defender maps a split to actions (0 = destroy A,
 1 = destroy B). Environments take either a strategy object or one of the names below, so a learned policy plugs in

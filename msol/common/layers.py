@@ -35,7 +35,7 @@ def member_rows(members: int, rows: int) -> torch.Tensor:
 class MemberLinear(nn.Module):
     """``nn.Linear`` per population member: ``weight`` ``[S, out, in]``, ``bias`` ``[S, out]``; rows member-major.
 
-    Orthogonal weights with ``gain`` and zero biases (spec/msol.md, "Initialisation"), each member's drawn from its
+    Orthogonal weights with ``gain`` and zero biases (docs/spec/msol.md, "Initialisation"), each member's drawn from its
     own generator, so member ``k`` of a population starts exactly like a single run of its seed.
     """
 

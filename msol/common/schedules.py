@@ -1,4 +1,4 @@
-"""Annealing schedules for β and λ_H (spec/msol.md), as functions of frames per task."""
+"""Annealing schedules for β and λ_H (docs/spec/msol.md), as functions of frames per task."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ def policy_input(obs: torch.Tensor, prev_action: torch.Tensor | None, num_action
     """``obs`` alone, or ``[obs, onehot(a_{t-1})]`` when ``prev_action`` is given (−1 = episode start: all zeros).
 
     The authors' code appends the previous action as a raw scalar; a one-hot does not impose an order on actions
-    (spec/baselines.md, **choice**).
+    (docs/spec/baselines.md, **choice**).
     """
     if prev_action is None:
         return obs

@@ -1,4 +1,4 @@
-"""MSOL's regularised reward and losses (spec/msol.md, "Regularized reward" and "Losses"), top to bottom.
+"""MSOL's regularised reward and losses (docs/spec/msol.md, "Regularized reward" and "Losses"), top to bottom.
 
 Notation follows the paper: posterior ``q`` (per task), prior ``p`` (shared); ``L`` intra-option, ``H`` master,
 ``T`` termination; ``b_t`` = 1 when the previous option ``z_{t-1}`` terminates; ``first_t`` = first step of an

@@ -1,4 +1,4 @@
-"""Networks of the hierarchical policy (spec/msol.md, "Architecture").
+"""Networks of the hierarchical policy (docs/spec/msol.md, "Architecture").
 
 Shapes: ``B`` rows (all envs of all task slots of all population members at once), ``S`` members, ``n`` task slots,
 ``m`` options, ``A`` actions. Rows come in ``S`` equal member-major blocks: row ``r`` belongs to member
@@ -35,7 +35,7 @@ from msol.common.layers import (
 
 _NEVER = -1e9  # a logit for "impossible" that keeps log-probabilities finite
 
-# Orthogonal initialisation with zero biases (spec/msol.md, "Initialisation"): ReLU layers with gain √2, every
+# Orthogonal initialisation with zero biases (docs/spec/msol.md, "Initialisation"): ReLU layers with gain √2, every
 # policy head with 0.01 so that every policy, and every master a slot reset re-creates, starts uniform.
 ENCODER_GAIN = math.sqrt(2.0)
 POLICY_GAIN = 0.01
@@ -126,7 +126,7 @@ class Trunk(NamedTuple):
 class HierarchicalPolicy(nn.Module):
     """Posterior heads per task slot and shared prior heads, on one (or, after transfer, three) encoders.
 
-    Heads (one linear layer each, spec/msol.md):
+    Heads (one linear layer each, docs/spec/msol.md):
 
     ========================  =======================  ======================
     head                      input features           per slot / shared

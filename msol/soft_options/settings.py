@@ -29,7 +29,7 @@ _OPEN_PROBABILITY = (lambda v: is_number(v) and 0 < v < 1, "must be a probabilit
 
 @dataclass(frozen=True)
 class SoftOptionsSettings(A2CSettings):
-    """spec/msol.md's symbols; the paper's values per env are under ``env.hparams``. Batch and optimiser settings:
+    """docs/spec/msol.md's symbols; the paper's values per env are under ``env.hparams``. Batch and optimiser settings:
     :class:`msol.common.settings.A2CSettings`."""
 
     yaml: ClassVar[str] = "configs/algo/msol.yaml (or the algo yaml built on it)"
@@ -58,7 +58,7 @@ class SoftOptionsSettings(A2CSettings):
     primitive_options: bool = setting(BOOL)
     """After transfer the master may also pick primitive actions, as one-step options (hard options + primitives)."""
 
-    # networks (spec/msol.md, "Architecture" and "Layer shapes")
+    # networks (docs/spec/msol.md, "Architecture" and "Layer shapes")
     hidden: list = setting(LAYERS)
     """The trunk's hidden layers."""
     encoder_output_size: int = setting(POSITIVE_INT)
@@ -70,7 +70,7 @@ class SoftOptionsSettings(A2CSettings):
     fresh_master_encoder: bool = setting(BOOL)
     """At transfer, master and value read a freshly initialised encoder (the authors' code)."""
 
-    # the objective (spec/msol.md, "Loss")
+    # the objective (docs/spec/msol.md, "Loss")
     alpha: float = setting(_OPEN_PROBABILITY)
     """Fixed termination prior p^T(b=1) = 1 − α during option learning (it enters a log: 0 and 1 excluded)."""
     beta_start: float = setting(NON_NEGATIVE)
@@ -94,7 +94,7 @@ class SoftOptionsSettings(A2CSettings):
     prior_coef: float = setting(NON_NEGATIVE)
     """λ_P, the weight of the priors' distillation term."""
 
-    # budgets and task slots (spec/msol.md, "Protocol")
+    # budgets and task slots (docs/spec/msol.md, "Protocol")
     option_frames_per_task: float = setting(FRAMES)
     """Option-learning frames per task."""
     transfer_frames_per_task: float = setting(FRAMES)

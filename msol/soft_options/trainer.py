@@ -1,4 +1,4 @@
-"""MSOL training: option learning on the training tasks, then transfer (spec/msol.md, "Protocol").
+"""MSOL training: option learning on the training tasks, then transfer (docs/spec/msol.md, "Protocol").
 
 ``MSOLLearner`` follows stable-baselines3's split: the policy (``msol.soft_options.networks``) acts, ``collect`` fills a
 ``Rollout`` from the batched multitask env, ``update`` applies the loss of ``msol.soft_options.losses``. It is the

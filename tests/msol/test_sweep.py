@@ -20,7 +20,7 @@ from msol.sweep_status import planned_runs, status_table, sweep_status
 
 REPO = Path(__file__).resolve().parents[2]
 
-# spec/experiments.md, the MSOL rows: experiment -> (algorithms, envs)
+# docs/spec/experiments.md, the MSOL rows: experiment -> (algorithms, envs)
 SPEC_ROWS = {
     "mb": ({"msol", "msol_frozen", "distral", "distral_action", "mlsh"}, {"moving_bandits"}),
     "taxi": ({"msol", "msol_frozen", "distral", "distral_action", "mlsh"}, {"taxi"}),
