@@ -10,7 +10,8 @@ rollouts, so a run may overshoot ``total_frames`` by less than ``n_steps`` env s
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,10 +21,55 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from msol.common.algorithms import register_algorithm
+from msol.common.rules import BOOL, LAYERS, POSITIVE, POSITIVE_INT, PROBABILITY, choice
 from msol.common.run import Run
+from msol.common.settings import AlgorithmSettings, setting
 from msol.common.single_env import Reporter, make_run_env
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+@dataclass(frozen=True)
+class TRPOSettings(AlgorithmSettings):
+    """The settings of ``algo=trpo`` (``configs/algo/trpo.yaml``); all but the network's go to sb3-contrib's TRPO
+    under the same names (its documentation says more)."""
+
+    yaml: ClassVar[str] = "configs/algo/trpo.yaml"
+
+    name: str = setting((lambda v: v == "trpo", "must be trpo"))
+    """The algorithm."""
+    total_frames: int = setting(POSITIVE_INT)
+    """Env steps of the run (× budget_scale)."""
+    n_steps: int = setting(POSITIVE_INT)
+    """Env steps per policy update."""
+    batch_size: int = setting(POSITIVE_INT)
+    """Minibatch of the critic updates."""
+    gamma: float = setting(PROBABILITY)
+    """Discount γ."""
+    gae_lambda: float = setting(PROBABILITY)
+    """λ of GAE."""
+    lr: float = setting(POSITIVE)
+    """The critic's (value function's) learning rate."""
+    n_critic_updates: int = setting(POSITIVE_INT)
+    """Critic updates per policy update."""
+    target_kl: float = setting(POSITIVE)
+    """The trust region: the largest KL between successive policies."""
+    cg_max_steps: int = setting(POSITIVE_INT)
+    """Conjugate-gradient steps for the natural gradient."""
+    cg_damping: float = setting(POSITIVE)
+    """Damping of the Fisher-vector products."""
+    line_search_shrinking_factor: float = setting(PROBABILITY)
+    """Step shrink per line-search trial."""
+    line_search_max_iter: int = setting(POSITIVE_INT)
+    """Line-search trials."""
+    normalize_advantage: bool = setting(BOOL)
+    """Normalise the advantages of each update."""
+    sub_sampling_factor: int = setting(POSITIVE_INT)
+    """Use every k-th sample of a rollout for the policy step."""
+    hidden: list = setting(LAYERS)
+    """Hidden layers of the policy and value networks."""
+    activation: str = setting(choice(*_ACTIVATIONS))
+    """Their activation."""
 _HYPERPARAMETERS = ("n_steps", "batch_size", "gamma", "gae_lambda", "n_critic_updates", "target_kl",
                     "cg_max_steps", "cg_damping", "line_search_shrinking_factor", "line_search_max_iter",
                     "normalize_advantage", "sub_sampling_factor")
@@ -67,7 +113,7 @@ class ReporterCallback(BaseCallback):
         return True
 
 
-@register_algorithm("trpo", action_spaces=("discrete", "continuous"), devices=("cpu", "cuda"),
+@register_algorithm("trpo", action_spaces=("discrete", "continuous"), devices=("cpu", "cuda"), settings=TRPOSettings,
                     description="TRPO (sb3-contrib), the Trust-PCL comparison baseline")
 def train_trpo(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Train sb3-contrib TRPO on ``cfg.env.id`` for ``algo.total_frames × budget_scale`` env steps."""

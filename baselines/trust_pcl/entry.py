@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from msol.baselines.trust_pcl.algorithm import TrustPCLConfig
+from msol.baselines.trust_pcl.settings import TrustPCLSettings
 from msol.baselines.trust_pcl.trainer import TrustPCLTrainer
 from msol.common.algorithms import register_algorithm
 from msol.common.numerics import check_finite
@@ -25,7 +26,7 @@ def config_from_cfg(algo_cfg: DictConfig) -> TrustPCLConfig:
     return TrustPCLConfig(**kwargs)
 
 
-@register_algorithm("trust_pcl", action_spaces=("discrete", "continuous"),
+@register_algorithm("trust_pcl", action_spaces=("discrete", "continuous"), settings=TrustPCLSettings,
                     description="Trust-PCL (Nachum et al. 2018), off-policy trust-region path consistency learning")
 def train_trust_pcl(cfg: DictConfig, run: Run) -> dict[str, float]:
     """Train Trust-PCL on ``cfg.env.id`` for ``algo.total_frames × budget_scale`` env steps."""

@@ -49,6 +49,16 @@ class AlgorithmSettings:
     def names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
+    @classmethod
+    def value_problems(cls, values: Mapping[str, Any]) -> list[str]:
+        """One line per value that breaks its field's rule."""
+        problems = []
+        for field in dataclasses.fields(cls):
+            valid, what = field.metadata["rule"]
+            if not valid(values[field.name]):
+                problems.append(f"algo.{field.name}={values[field.name]!r}: {what}")
+        return problems
+
 
 @dataclasses.dataclass(frozen=True)
 class A2CSettings(AlgorithmSettings):
@@ -109,10 +119,7 @@ def settings_problems(settings: type[AlgorithmSettings], algo: DictConfig, overr
     if problems:
         return problems
     values = OmegaConf.to_container(algo, resolve=True)
-    for field in dataclasses.fields(settings):
-        valid, what = field.metadata["rule"]
-        if not valid(values[field.name]):
-            problems.append(f"algo.{field.name}={values[field.name]!r}: {what}")
+    problems = settings.value_problems(values)
     if problems:
         return problems
     chosen = set_on_command_line(overrides)
