@@ -26,6 +26,7 @@ from msol.baselines.ess.agents import agent_state, load_agent_state, make_agent,
 from msol.baselines.ess.callbacks import RunCallback
 from msol.baselines.ess.metrics import defender_metrics, evaluate_attacker, evaluate_defender
 from msol.baselines.ess.multiagent import SIDES, alternate, build_players
+from msol.baselines.ess.settings import ESSMultiagentSettings, ESSSupervisedSettings, SB3AgentSettings
 from msol.baselines.ess.supervised import VisitedObservations, train_supervised
 from msol.common.algorithms import register_algorithm
 from msol.common.run import Run
@@ -159,7 +160,7 @@ def _train_sb3(cfg: DictConfig, run: Run) -> dict[str, Any]:
 
 
 for _name, _sb3_name in SB3_ALGOS.items():
-    register_algorithm(_name, action_spaces=("discrete",), devices=("cpu", "cuda"),
+    register_algorithm(_name, action_spaces=("discrete",), devices=("cpu", "cuda"), settings=SB3AgentSettings,
                        description=f"stable-baselines3 {_sb3_name.upper()} (linear or MLP policy)")(_train_sb3)
 
 
@@ -171,7 +172,7 @@ def _defender_env(cfg: DictConfig) -> ESSDefenderEnv:
     return base
 
 
-@register_algorithm("ess_supervised", action_spaces=("discrete",))
+@register_algorithm("ess_supervised", action_spaces=("discrete",), settings=ESSSupervisedSettings)
 def train_ess_supervised(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """RL defender, then the same network trained to classify the optimal move on the states RL visited."""
     _defender_env(cfg)
@@ -187,7 +188,7 @@ def train_ess_supervised(cfg: DictConfig, run: Run) -> dict[str, Any]:
             | {"frames": int(model.num_timesteps), "objective": _objective(rl_final)})
 
 
-@register_algorithm("ess_multiagent", action_spaces=("discrete",))
+@register_algorithm("ess_multiagent", action_spaces=("discrete",), settings=ESSMultiagentSettings)
 def train_ess_multiagent(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """Attacker and defender trained in alternation against each other's current policy (ESS paper §6)."""
     base = _defender_env(cfg)

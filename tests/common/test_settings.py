@@ -62,12 +62,12 @@ def test_overrides_name_top_level_algo_keys():
 
 
 # every algorithm with typed settings, on envs of each action space it acts in (single-env learners: gym envs)
-SINGLE_ENV = {"trust_pcl", "trpo"}
+ENVS = {"trust_pcl": ("acrobot", "swimmer"), "trpo": ("acrobot", "swimmer"),
+        **dict.fromkeys(("sb3_ppo", "sb3_a2c", "sb3_dqn", "ess_supervised", "ess_multiagent"),
+                        ("ess_defender", "ess_attacker"))}
 PAIRS = [(name, env) for name, spec in sorted(available_algorithms().items()) if spec.settings is not None
-         for env, space in ((("acrobot", "discrete"), ("swimmer", "continuous")) if name in SINGLE_ENV else
-                            (("moving_bandits", "discrete"), ("taxi", "discrete"),
-                             ("directional_swimmer", "continuous")))
-         if space in spec.action_spaces]
+         for env in ENVS.get(name, ("moving_bandits", "taxi", "directional_swimmer"))
+         if env not in ("swimmer", "directional_swimmer") or "continuous" in spec.action_spaces]
 
 
 @pytest.mark.parametrize("algo, env", PAIRS)
@@ -77,6 +77,10 @@ def test_every_shipped_algo_yaml_matches_its_settings(algo, env):
         cfg = compose("train", overrides=[f"env={env}", f"algo={algo}"])
     assert sorted(cfg.algo) == sorted(spec.settings.names())
     assert settings_problems(spec.settings, cfg.algo) == []
+
+
+def test_every_algorithm_has_typed_settings():
+    assert [name for name, spec in available_algorithms().items() if spec.settings is None] == []
 
 
 def test_the_soft_options_learner_and_its_variants_share_one_settings_class():
