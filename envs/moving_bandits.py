@@ -8,6 +8,7 @@ commit to one goal (the "local minimum", about half the optimal return; see ``ms
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -93,3 +94,37 @@ class MovingBanditsEnv(CoreEnv):
         ax, ay = (np.clip(core.position[0], 0, ARENA - 4) // 4).astype(int)
         img[max(ay - 2, 0):ay + 3, max(ax - 2, 0):ax + 3] = (220, 40, 40)
         return img
+
+
+# ---------------------------------------------------------------------------------------------------- option probe
+# What learned options do here (found by the env's id: ``msol.envs.registry.option_probe``): each option followed
+# alone from the start on random goal layouts, and the goal it ends nearest to. Learners give the choice of action;
+# the layouts, the moves and the nearest goal are this env's.
+
+# (observations [N, 6] as the env gives them, option [N]) -> action [N]
+Chooser = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def follow_options(choose: Chooser, num_options: int, layouts: int = 64, steps: int = 30, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Every option followed alone from the start on ``layouts`` random goal layouts for ``steps`` steps:
+    ``(paths [num_options, layouts, steps + 1, 2], goals [layouts, 2, 2])`` in arena units."""
+    rng = np.random.default_rng(seed)
+    goals = rng.uniform(0, ARENA, size=(layouts, 2, 2))
+    pos = np.tile(np.asarray(START, dtype=np.float64), (num_options, layouts, 1))
+    paths = [pos.copy()]
+    option = np.repeat(np.arange(num_options), layouts)
+    for _ in range(steps):
+        obs = np.concatenate([pos.reshape(num_options * layouts, 2), np.tile(goals.reshape(layouts, 4),
+                                                                              (num_options, 1))], axis=1)
+        pos = pos + MOVES[choose(obs / ARENA, option)].reshape(num_options, layouts, 2)
+        paths.append(pos.copy())
+    return np.stack(paths, axis=2), goals
+
+
+def nearest_goal(positions: np.ndarray, goals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(index of the goal nearest to each position, its distance)``; positions ``[..., 2]``, goals ``[..., 2, 2]``
+    (arena units)."""
+    dist = np.linalg.norm(goals - positions[..., None, :], axis=-1)
+    nearest = dist.argmin(axis=-1)
+    return nearest, np.take_along_axis(dist, nearest[..., None], axis=-1)[..., 0]

@@ -30,6 +30,17 @@ def register_env(env_id: str, entry_point: str, description: str, **register_kwa
         gym.register(env_id, entry_point=entry_point, **register_kwargs)
 
 
+# env id -> the module of its family's option probe (``follow_options``, ``nearest_goal``)
+_OPTION_PROBES = {f"{NAMESPACE}/MovingBandits-v0": "msol.envs.moving_bandits"}
+
+
+def option_probe(env_id: str) -> Any | None:
+    """The module with ``env_id``'s option probe (each option followed alone on random layouts, the goal it ends
+    nearest to), or None for envs without one; learners use it to measure whether their options differ."""
+    module = _OPTION_PROBES.get(str(env_id))
+    return importlib.import_module(module) if module else None
+
+
 def list_envs() -> dict[str, str]:
     """Every registered ``msol/`` id -> a one-line description (ids registered elsewhere: their class docstring)."""
     listing = {}

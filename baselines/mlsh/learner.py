@@ -53,6 +53,7 @@ from msol.common.population import (
 from msol.common.protocol import PhaseSpec, draw_slot_task, episode_row, evaluate_episodes, mean_stats
 from msol.common.returns import gae_advantages
 from msol.common.run import Run
+from msol.envs.registry import option_probe
 
 PROBE_LAYOUTS = 32  # goal layouts of the Moving Bandits diversity probe
 
@@ -134,7 +135,7 @@ class MLSHLearner(MemberRecords):
         MemberRecords.__init__(self, S)
         self.probe_envs: list[MultitaskEnv | None] = [
             make_env(cfg, [env.tasks[0]], mode="train", envs_per_slot=PROBE_LAYOUTS, seed=seed)
-            if "MovingBandits" in str(cfg.env.id) else None for seed in range(int(cfg.seed), int(cfg.seed) + S)]
+            if option_probe(cfg.env.id) is not None else None for seed in range(int(cfg.seed), int(cfg.seed) + S)]
 
     # ------------------------------------------------------------------ PhaseLearner
     @property

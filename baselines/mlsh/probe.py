@@ -13,6 +13,7 @@ import torch
 
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.common.envs_adapter import MultitaskEnv
+from msol.envs import moving_bandits
 from msol.envs.moving_bandits import ARENA, GOAL_RADIUS
 
 
@@ -21,10 +22,9 @@ def destinations(final_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Moving Bandits' observation is (agent x, y, goal0 x, y, goal1 x, y) / 400.
     """
-    pos, goals = final_obs[:, None, :2], final_obs[:, 2:6].reshape(-1, 2, 2)
-    dist = np.linalg.norm((goals - pos) * ARENA, axis=-1)  # (layouts, goal)
-    nearest = dist.argmin(axis=1)
-    return nearest, dist[np.arange(len(dist)), nearest] <= GOAL_RADIUS
+    positions, goals = final_obs[:, :2] * ARENA, final_obs[:, 2:6].reshape(-1, 2, 2) * ARENA
+    nearest, distance = moving_bandits.nearest_goal(positions, goals)
+    return nearest, distance <= GOAL_RADIUS
 
 
 @torch.no_grad()

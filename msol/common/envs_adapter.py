@@ -60,8 +60,9 @@ def resolve_tasks(spec: Any, all_tasks: Sequence[str]) -> list[str]:
 class MultitaskEnv:
     """``num_slots`` task slots × ``envs_per_slot`` envs; env ``e`` belongs to slot ``e // envs_per_slot``."""
 
-    def __init__(self, vec, envs_per_slot: int) -> None:
+    def __init__(self, vec, envs_per_slot: int, env_id: str | None = None) -> None:
         self.vec = vec
+        self.env_id = env_id  # the gymnasium id it was made from (what env-specific probes are found by)
         self.envs_per_slot = envs_per_slot
         self.num_envs = vec.num_envs
         self.slot_of_env = np.arange(self.num_envs) // envs_per_slot
@@ -188,4 +189,4 @@ def make_env(cfg: DictConfig, slot_tasks: Sequence[str], *, mode: str, envs_per_
         slot_tasks = tasks[:1]
     vec = make_multitask_vector_env(str(env_id), list(slot_tasks), envs_per_slot=envs_per_slot, mode=mode,
                                     seed=seed, **kwargs)
-    return MultitaskEnv(vec, envs_per_slot)
+    return MultitaskEnv(vec, envs_per_slot, env_id=str(env_id))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from msol.common.option_map import option_colour, option_legend, plot_option_map, task_slots
+from msol.envs.registry import option_probe
 from msol.soft_options.networks import HierarchicalPolicy
 
 
@@ -44,7 +45,7 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path, posteriors: bool =
         return choice.numpy(), term.softmax(-1)[:, 1].numpy()
 
     drawn = plot_option_map(env, path, choose, policy.num_options, policy.num_primitives)
-    if drawn is None and "goal0" in env.tasks and not policy.continuous:  # Moving Bandits: no grid, option paths
+    if drawn is None and option_probe(env.env_id) is not None and not policy.continuous:  # no grid: option paths
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return _plot_moving_bandits(policy, Path(path), task_slots(list(env.slot_tasks)) if posteriors else None)
     return drawn

@@ -1,4 +1,5 @@
-"""What each learned option does in Moving Bandits: follow it alone from the start and see which goal it reaches.
+"""What each of MSOL's options does in Moving Bandits: follow it alone from the start and see which goal it reaches
+(the env's probe, ``msol.envs.moving_bandits.follow_options``, with MSOL's greedy choice of action).
 
 This is the diagnostic of MLSH's known failure (both options going to the same goal): with ``m`` options over many
 random goal layouts, ``same_goal_fraction`` is how often all options end nearest the same goal.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from msol.envs.moving_bandits import ARENA, MOVES, START
+from msol.envs import moving_bandits
 from msol.soft_options.networks import HierarchicalPolicy
 
 
@@ -18,34 +19,27 @@ def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, s
                                 slot: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Greedy paths of every prior option (or, with ``slot``, of that slot's posterior options):
     ``(paths [m, layouts, steps+1, 2], goals [layouts, 2, 2])``."""
-    rng = np.random.default_rng(seed)
-    goals = rng.uniform(0, ARENA, size=(layouts, 2, 2))
-    m = policy.num_options
-    pos = np.tile(np.asarray(START, dtype=np.float64), (m, layouts, 1))
-    paths = [pos.copy()]
-    option = torch.arange(m).repeat_interleave(layouts)
-    for _ in range(steps):
-        obs = np.concatenate([pos.reshape(m * layouts, 2), np.tile(goals.reshape(layouts, 4), (m, 1))], axis=1)
-        obs_t = torch.as_tensor(obs / ARENA, dtype=torch.float32)
+
+    def choose(obs: np.ndarray, option: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
         if policy.encoder.trunk[0].in_features != obs_t.shape[1]:  # previous-action input: none at this probe
             pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
             obs_t = torch.cat([obs_t, torch.zeros(obs_t.shape[0], pad)], dim=1)
-        f, f_prior = policy.option_features(policy.trunk(obs_t), option)
+        z = torch.as_tensor(option)
+        f, f_prior = policy.option_features(policy.trunk(obs_t), z)
         if slot is None:
             logits = policy.prior_intra(f_prior)
         else:
-            q_L, _ = policy.action_dists(f, f_prior, torch.full_like(option, slot), option, with_prior=False)
+            q_L, _ = policy.action_dists(f, f_prior, torch.full_like(z, slot), z, with_prior=False)
             logits = q_L.logits
-        pos = pos + MOVES[logits.argmax(-1).numpy()].reshape(m, layouts, 2)
-        paths.append(pos.copy())
-    return np.stack(paths, axis=2), goals
+        return logits.argmax(-1).numpy()
+
+    return moving_bandits.follow_options(choose, policy.num_options, layouts=layouts, steps=steps, seed=seed)
 
 
 def option_destinations(paths: np.ndarray, goals: np.ndarray) -> np.ndarray:
     """Index of the goal nearest to where each option ends: ``[m, layouts]``."""
-    end = paths[:, :, -1, :]                                           # [m, layouts, 2]
-    dist = np.linalg.norm(end[:, :, None, :] - goals[None], axis=-1)   # [m, layouts, 2 goals]
-    return dist.argmin(-1)
+    return moving_bandits.nearest_goal(paths[:, :, -1, :], goals)[0]
 
 
 def same_goal_fraction(policy: HierarchicalPolicy, layouts: int = 256, seed: int = 0) -> float:

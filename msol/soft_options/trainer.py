@@ -43,6 +43,7 @@ from msol.common.protocol import (
 from msol.common.returns import gae_advantages, nstep_returns
 from msol.common.run import Run
 from msol.common.schedules import anneal_then_hold
+from msol.envs.registry import option_probe
 from msol.soft_options.acting import act, value_after
 from msol.soft_options.diagnostics import option_layer_stats
 from msol.soft_options.evaluation import evaluate_slots
@@ -309,7 +310,7 @@ class MSOLLearner(MemberRecords):
                               posteriors=self.spec.name != "options")
         if figure is not None:
             run.log_image(f"figures/options_{self.spec.name}", figure)
-        if self.spec.name == "options" and "goal0" in env.tasks:
+        if self.spec.name == "options" and option_probe(env.env_id) is not None:
             return {"options/same_goal_fraction": same_goal_fraction(policy)}
         return {}
 

@@ -68,3 +68,18 @@ def test_task_draw_and_bad_input():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="valid actions"):
         env.step(5)
+
+
+def test_option_probe_is_found_by_id_and_follows_each_option_with_the_envs_moves():
+    from msol.envs.registry import option_probe
+
+    probe = option_probe("msol/MovingBandits-v0")
+    assert probe is not None and option_probe("msol/Taxi-v0") is None
+    # option 0 always moves x+20 (action 1), option 1 always y-20 (action 4)
+    paths, goals = probe.follow_options(lambda obs, option: np.where(option == 0, 1, 4), 2, layouts=5, steps=3)
+    assert paths.shape == (2, 5, 4, 2) and goals.shape == (5, 2, 2)
+    np.testing.assert_allclose(paths[0, :, -1], [[260.0, 200.0]] * 5)
+    np.testing.assert_allclose(paths[1, :, -1], [[200.0, 140.0]] * 5)
+    nearest, distance = probe.nearest_goal(np.array([[0.0, 0.0], [390.0, 390.0]]),
+                                           np.array([[[3.0, 4.0], [400.0, 400.0]]] * 2))
+    assert nearest.tolist() == [0, 1] and distance.tolist() == pytest.approx([5.0, 200 ** 0.5])
