@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,7 +160,7 @@ def test_cli_exits_3_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     script = (
         "import sys, msol.common.protocol as t\n"
-        f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
+        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"  # its conftest, helpers
         "from test_numerical_faults import poisoned_make_env\n"
         "t.make_env = poisoned_make_env(t.make_env, float('nan'))\n"
         f"sys.argv = ['msol.train', *{list(TINY)!r}, 'run_dir={run_dir}']\n"

@@ -17,7 +17,8 @@ def _policy(continuous=False, slots=3):
 
 
 ALGO = {"num_options": 3, "hidden": [16], "encoder_output_size": 8, "option_embedding": 4, "master_input": "option0",
-        "use_terminations": True, "fresh_master_encoder": True}
+        "use_terminations": True, "fresh_master_encoder": True, "primitive_options": False,
+        "observe_prev_action": False}
 
 
 def test_slot_linear_equals_a_loop_over_members_and_slots():
