@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from msol.baselines.ess.agents import ACTIVATIONS, LR_SCHEDULES, NETS
-from msol.common.rules import LAYERS, POSITIVE, POSITIVE_INT, choice, is_int
+from msol.common.rules import LAYERS, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, choice
 from msol.common.settings import AlgorithmSettings, setting
 
 _DICT = (lambda v: isinstance(v, dict), "must be a mapping of keyword arguments")
@@ -39,7 +39,7 @@ class SB3AgentSettings(AlgorithmSettings):
     """constant, or linear annealing to 0 over the budget."""
     n_envs: int = setting(POSITIVE_INT)
     """Environments stepped together."""
-    obs_stats_steps: int = setting((lambda v: is_int(v) and v >= 0, "must be an integer >= 0"))
+    obs_stats_steps: int = setting(NON_NEGATIVE_INT)
     """Random-play steps that estimate the observations' mean and standard deviation."""
     eval_games: int = setting(POSITIVE_INT)
     """Fresh games per evaluation (deterministic policy, a fixed evaluation seed)."""

@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from msol.common.rules import BOOL, FRAMES, LAYERS, PHASES, POSITIVE, POSITIVE_INT, PROBABILITY, is_number
+from msol.common.rules import (
+    BOOL,
+    FRAMES,
+    LAYERS,
+    NON_NEGATIVE_INT,
+    PHASES,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    is_number,
+)
 from msol.common.settings import AlgorithmSettings, setting
 
 _FRAMES_PER_ENV = (lambda v: isinstance(v, dict) and all(is_number(f) and f > 0 for f in v.values()),
@@ -33,8 +43,7 @@ class MLSHSettings(AlgorithmSettings):
     """Environments per task slot."""
     macro_duration: int = setting(POSITIVE_INT)
     """N: steps a chosen sub-policy runs before the master chooses again."""
-    warmup: int = setting((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                           "must be an integer >= 0"))
+    warmup: int = setting(NON_NEGATIVE_INT)
     """W: iterations that update only the master after it is re-initialised."""
     joint: int = setting(POSITIVE_INT)
     """U: iterations that then update master and sub-policies."""

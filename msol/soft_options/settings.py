@@ -9,22 +9,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from msol.common.rules import (
+    ALGORITHM_NAMES,
     BOOL,
     FRAMES,
     LAYERS,
+    NAME,
     NON_NEGATIVE,
+    OPEN_PROBABILITY,
     PHASES,
     POSITIVE_INT,
     PROBABILITY,
     choice,
-    is_number,
     optional,
 )
 from msol.common.settings import A2CSettings, setting
-
-_NAMES = (lambda v: isinstance(v, list) and all(isinstance(n, str) and n for n in v),
-          "must be a list of algorithm names (e.g. [msol_frozen])")
-_OPEN_PROBABILITY = (lambda v: is_number(v) and 0 < v < 1, "must be a probability in (0, 1), ends excluded")
 
 
 @dataclass(frozen=True)
@@ -34,14 +32,14 @@ class SoftOptionsSettings(A2CSettings):
 
     yaml: ClassVar[str] = "configs/algo/msol.yaml (or the algo yaml built on it)"
 
-    name: str = setting((lambda v: isinstance(v, str) and bool(v), "must be a non-empty name"))
+    name: str = setting(NAME)
     """The algorithm: msol, msol_frozen, distral, distral_action, hard_options, hard_options_primitives, a2c, ppo."""
     loss: str = setting(choice("a2c", "ppo"))
     """a2c: n-step returns, one update per rollout (the paper's discrete envs); ppo: clipped surrogate, GAE, epochs
     of minibatches (Swimmer)."""
     phases: list = setting(PHASES)
     """options -> transfer; "scratch" = a fresh learner on the transfer tasks (flat A2C/PPO)."""
-    also_transfer: list = setting(_NAMES)
+    also_transfer: list = setting(ALGORITHM_NAMES)
     """Algorithms whose transfers start from this run's option learning (``[msol_frozen]``: msol/common/twins.py)."""
 
     # what is learned
@@ -71,7 +69,7 @@ class SoftOptionsSettings(A2CSettings):
     """At transfer, master and value read a freshly initialised encoder (the authors' code)."""
 
     # the objective (docs/spec/msol.md, "Loss")
-    alpha: float = setting(_OPEN_PROBABILITY)
+    alpha: float = setting(OPEN_PROBABILITY)
     """Fixed termination prior p^T(b=1) = 1 − α during option learning (it enters a log: 0 and 1 excluded)."""
     beta_start: float = setting(NON_NEGATIVE)
     """β, the weight of the divergence from the priors, at the start of option learning."""
