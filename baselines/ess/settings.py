@@ -9,10 +9,31 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from msol.baselines.ess.agents import ACTIVATIONS, LR_SCHEDULES, NETS
-from msol.common.rules import LAYERS, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, choice
-from msol.common.settings import AlgorithmSettings, setting
+from msol.common.rules import (
+    BOOL,
+    LAYERS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Rule,
+    choice,
+)
+from msol.common.settings import MAPPING, AlgorithmSettings, setting
 
-_DICT = (lambda v: isinstance(v, dict), "must be a mapping of keyword arguments")
+# The SB3 constructor arguments that our yamls set, checked before the run (SB3 itself checks some only mid-run).
+SB3_KWARGS: dict[str, Rule] = {
+    **dict.fromkeys(("n_steps", "batch_size", "n_epochs", "buffer_size", "train_freq", "target_update_interval"),
+                    POSITIVE_INT),
+    "learning_starts": NON_NEGATIVE_INT,
+    **dict.fromkeys(("gamma", "gae_lambda", "exploration_fraction", "exploration_final_eps"), PROBABILITY),
+    **dict.fromkeys(("ent_coef", "vf_coef", "clip_range"), NON_NEGATIVE),
+    **dict.fromkeys(("max_grad_norm", "target_kl"), POSITIVE),
+    "normalize_advantage": BOOL,
+}
+SUPERVISED: dict[str, Rule] = {"epochs": POSITIVE_INT, "batch_size": POSITIVE_INT, "lr": POSITIVE,
+                               "max_examples": POSITIVE_INT}
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,7 @@ class SB3AgentSettings(AlgorithmSettings):
     """Random-play steps that estimate the observations' mean and standard deviation."""
     eval_games: int = setting(POSITIVE_INT)
     """Fresh games per evaluation (deterministic policy, a fixed evaluation seed)."""
-    kwargs: dict = setting(_DICT)
+    kwargs: dict = setting(MAPPING, keys=SB3_KWARGS)
     """Passed verbatim to the SB3 constructor (``n_steps``, ``clip_range``, ``buffer_size``, ...)."""
 
     @classmethod
@@ -65,6 +86,6 @@ class ESSMultiagentSettings(SB3AgentSettings):
 class ESSSupervisedSettings(SB3AgentSettings):
     yaml: ClassVar[str] = "configs/algo/ess_supervised.yaml"
 
-    supervised: dict = setting(_DICT)
+    supervised: dict = setting(MAPPING, keys=SUPERVISED)
     """The supervised copy's training: ``epochs``, ``batch_size``, ``lr``, ``max_examples`` (visited observations
     kept)."""

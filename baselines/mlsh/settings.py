@@ -15,12 +15,8 @@ from msol.common.rules import (
     POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
-    is_number,
 )
-from msol.common.settings import AlgorithmSettings, setting
-
-_FRAMES_PER_ENV = (lambda v: isinstance(v, dict) and all(is_number(f) and f > 0 for f in v.values()),
-                   "must map env names to frame counts > 0, e.g. {moving_bandits: 6000000}")
+from msol.common.settings import MAPPING, AlgorithmSettings, setting
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,7 @@ class MLSHSettings(AlgorithmSettings):
     """Minibatches per epoch for each sub-policy."""
     adam_eps: float = setting(POSITIVE)
     """Adam's ε, both levels."""
-    paper_option_frames_per_task: dict = setting(_FRAMES_PER_ENV)
+    paper_option_frames_per_task: dict = setting(MAPPING, each=FRAMES)
     """Option-learning frames per task for MLSH where the MSOL paper gives them, by env name."""
     option_frames_per_task: float = setting(FRAMES)
     """Option-learning frames per task (the paper's for this env if listed above, else the env's)."""

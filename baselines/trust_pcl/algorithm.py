@@ -27,6 +27,16 @@ from msol.baselines.trust_pcl.consistency import consistency_error, window_disco
 from msol.baselines.trust_pcl.lagrange import solve_lambda
 from msol.baselines.trust_pcl.networks import Policy, Value
 from msol.baselines.trust_pcl.replay import SubEpisodeBatch
+from msol.common.rules import (
+    LAYERS,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Rule,
+    is_number,
+    optional,
+)
 
 
 @dataclass
@@ -54,17 +64,20 @@ class TrustPCLConfig:
     log_std_init: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rollout", "batch_size", "collect_steps", "replay_size", "kl_episodes"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be an integer >= 1")
-        for name in ("prior_lag", "gamma", "lambda_smoothing"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1]")
-        for name in ("tau", "lr", "clip_norm", "huber_delta", "lambda_init", "lambda_max", "recency"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
-        if self.max_divergence is not None and self.max_divergence <= 0:
-            raise ValueError(f"max_divergence={self.max_divergence!r} must be > 0 (or None for a fixed λ)")
+        for name, (valid, what) in CONFIG_RULES.items():
+            if not valid(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r}: {what}")
+
+
+CONFIG_RULES: dict[str, Rule] = {  # what each field of TrustPCLConfig must be
+    **dict.fromkeys(("rollout", "batch_size", "collect_steps", "replay_size", "kl_episodes"), POSITIVE_INT),
+    "max_divergence": optional(POSITIVE),
+    **dict.fromkeys(("gamma", "prior_lag", "lambda_smoothing"), PROBABILITY),
+    **dict.fromkeys(("lr", "clip_norm", "huber_delta", "lambda_max"), POSITIVE),
+    **dict.fromkeys(("tau", "recency", "critic_weight", "lambda_init"), NON_NEGATIVE),
+    "hidden": LAYERS,
+    "log_std_init": (is_number, "must be a finite number"),
+}
 
 
 class TrustPCL:

@@ -17,20 +17,15 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from msol.common.env_settings import HPARAM_RULES
 from msol.common.rules import (
-    ALGORITHM_NAMES,
     BOOL,
     DEVICE,
     FRAMES,
-    LAYERS,
     NAME,
-    NON_NEGATIVE,
     NON_NEGATIVE_INT,
-    OPEN_PROBABILITY,
-    PHASES,
     POSITIVE,
     POSITIVE_INT,
-    PROBABILITY,
     TASKS,
     Rule,
     choice,
@@ -38,88 +33,55 @@ from msol.common.rules import (
     is_number,
     optional,
 )
-from msol.common.settings import settings_problems
+from msol.common.settings import AlgorithmSettings, settings_problems
 
 
 class ConfigError(ValueError):
     """The config cannot run; the message lists every problem found, one per line."""
 
 
-# key (last path component) -> rule. Keys of every algorithm and env config (algo.*, env.hparams.*, env.kwargs.*).
-# How a reset task slot draws its next task (msol.common.protocol.draw_slot_task).
-SLOT_TASK_DRAWS = ("keep", "uniform")
-
-RULES: dict[str, Rule] = {
-    **dict.fromkeys((
-        "num_options", "num_slots", "envs_per_slot", "n_steps", "option_embedding", "ppo_epochs", "ppo_minibatches",
-        "encoder_output_size", "transfer_slots",
-        "episodes_per_slot", "torch_threads", "batch_size", "n_envs", "total_frames", "rollout", "collect_steps",
-        "replay_size", "kl_episodes", "n_critic_updates", "cg_max_steps", "line_search_max_iter",
-        "sub_sampling_factor", "macro_duration", "joint", "rollout_steps", "num_subs", "master_batch_size",
-        "sub_minibatches", "rounds", "epochs", "max_examples", "eval_games", "n_epochs", "buffer_size",
-        "target_update_interval", "train_freq",
-    ), POSITIVE_INT),
-    **dict.fromkeys(("warmup", "learning_starts", "obs_stats_steps"), NON_NEGATIVE_INT),
-    **dict.fromkeys((
-        "lr", "eps", "max_grad_norm", "checkpoint_interval_s", "budget_scale", "init_timeout", "master_lr", "sub_lr",
-        "adam_eps", "clip_norm", "huber_delta", "target_kl", "cg_damping", "lambda_max", "potential",
-        "quick_budget_scale",
-    ), POSITIVE),
-    **dict.fromkeys((
-        "beta_start", "beta_end", "entropy_start", "entropy_end", "entropy_transfer", "value_coef", "policy_coef",
-        "prior_coef", "beta_hold_frames_per_task", "distral_beta", "deliberation_cost", "termination_margin",
-        "entropy_coef", "ent_coef", "vf_coef", "critic_weight", "lambda_init", "tau", "recency", "action_noise_std",
-        "clip_range",
-    ), NON_NEGATIVE),
-    **dict.fromkeys((
-        "gamma", "gae_lambda", "ppo_clip", "rmsprop_alpha", "epsilon", "tau_gae", "random_sub_prob",
-        "prior_lag", "lambda_smoothing", "line_search_shrinking_factor", "disjoint_prob", "exploration_fraction",
-        "exploration_final_eps",
-    ), PROBABILITY),
-    **dict.fromkeys((
-        "frozen", "greedy_options", "use_terminations", "observe_prev_action", "wandb", "progress_bar",
-        "normalize_advantage", "stagger_slots", "primitive_options", "fresh_master_encoder", "greedy",
-    ), BOOL),
-    "max_divergence": optional(POSITIVE),
-    "also_transfer": ALGORITHM_NAMES,
-    "alpha": OPEN_PROBABILITY,
-    "K": (lambda v: is_int(v) and v >= 3, "must be an integer >= 3 (ESS levels; the start-state sampler needs 3)"),
-    "entropy_action": optional(NON_NEGATIVE),
-    "attacker": choice("mixture", "optimal", "disjoint_support", "level_split", "random_level", "random_split"),
-    "defender": choice("optimal", "random"),
-    "eval_opponents": (lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
-                       "must be a list of scripted opponent names"),
-    "name": NAME,
-    "project": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty W&B project name"),
-    "group": optional((lambda v: isinstance(v, str), "must be a string")),
-    "resume": optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
-    "init_from": optional((lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")),
-    "run_dir": optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
-    "log_std_init": (is_number, "must be a finite number"),
-    "optimal_return": optional((is_number, "must be a finite number")),
+_PATH: Rule = (lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")
+_TEXT: Rule = (lambda v: isinstance(v, str), "must be a string")
+# The keys every run has, whatever its algorithm, by full path. An algorithm's own keys (``algo.*``) are checked by
+# its typed settings (msol.common.settings), the env's hyper-parameters by msol.common.env_settings, the env's
+# constructor arguments (``env.kwargs``) by the env when it is made.
+RUN_RULES: dict[str, Rule] = {
     "seed": NON_NEGATIVE_INT,
     "population": POSITIVE_INT,
-    "hidden": LAYERS,
-    "phases": PHASES,
     "device": DEVICE,
-    "optimizer": choice("rmsprop", "adam"),
-    "loss": choice("a2c", "ppo"),
-    "slot_task_draw": choice(*SLOT_TASK_DRAWS),
-    "reset_optimizer": choice("slot", "all"),
-    "master_input": choice("option0", "trunk"),
-    "activation": choice("tanh", "relu"),
-    "net": choice("mlp", "linear"),
-    "lr_schedule": choice("linear", "constant"),
-    "sb3_algo": choice("a2c", "ppo", "dqn"),
-    "mode": choice("online", "offline", "disabled"),
-    "action_space": optional(choice("discrete", "continuous")),
-    "train_mode": choice("train", "test"),
-    "transfer_mode": choice("train", "test"),
-    "eval_mode": choice("train", "test"),
-    "train_tasks": TASKS,
-    "transfer_tasks": TASKS,
+    "torch_threads": POSITIVE_INT,
+    "resume": optional(_PATH),
+    "init_from": optional(_PATH),
+    "run_dir": optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
+    "checkpoint_interval_s": POSITIVE,
+    "budget_scale": POSITIVE,
+    "budget.name": NAME,
+    "eval.interval_frames_per_task": FRAMES,
+    "eval.episodes_per_slot": POSITIVE_INT,
+    "eval.greedy": BOOL,
+    "logger.wandb": BOOL,
+    "logger.mode": choice("online", "offline", "disabled"),
+    "logger.project": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty W&B project name"),
+    "logger.group": optional(_TEXT),
+    "logger.init_timeout": POSITIVE,
+    "logger.progress_bar": BOOL,
+    "logger.log_interval_frames_per_task": FRAMES,
+    "env.name": NAME,
+    "env.action_space": optional(choice("discrete", "continuous")),
+    "env.train_tasks": TASKS,
+    "env.transfer_tasks": TASKS,
+    "env.train_mode": choice("train", "test"),
+    "env.transfer_mode": choice("train", "test"),
+    "env.eval_mode": choice("train", "test"),
+    "env.optimal_return": optional((is_number, "must be a finite number")),
+    "env.eval_opponents": (lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
+                           "must be a list of scripted opponent names"),
+    "experiment.name": NAME,
+    "experiment.paper_population": POSITIVE_INT,
+    "experiment.quick_population": POSITIVE_INT,
+    "experiment.quick_budget_scale": POSITIVE,
 }
-_FRAMES_SUFFIX = "_frames_per_task"
+_HPARAMS = "env.hparams."
 _SIMPLE_REFERENCE = re.compile(r"\$\{([\w.]+)\}")
 
 
@@ -135,6 +97,7 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None, overrid
         raise ConfigError(first)
     problems: dict[str, str] = {}
     default_values = _default_values(defaults)
+    typed_algo = _algorithm_settings(cfg) is not None
     aliases: dict[str, str] = {}  # path -> path it is a plain ``${...}`` reference to
     missing: dict[str, list[str]] = {}  # referenced key that does not exist -> keys referring to it
     for path, value, error in _leaves(cfg):
@@ -144,7 +107,7 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None, overrid
         if isinstance(value, _Alias):
             aliases[path] = value.target
             value = value.value
-        problem = error or _check_value(path, value, default_values.get(path, _NO_DEFAULT))
+        problem = error or _check_value(path, value, default_values.get(path, _NO_DEFAULT), typed_algo)
         if problem:
             problems[path] = problem
     # A bad value reported at its source is not repeated at every key that merely refers to it.
@@ -155,7 +118,7 @@ def validate_config(cfg: DictConfig, defaults: DictConfig | None = None, overrid
                         f"the config has no {_few(sorted(missing))} (read by {_few(readers)}"
                         "); give them as overrides or pick another env/algo")
     if not lines:
-        lines = _check_settings(cfg, overrides) or _check_env_ids(cfg) or _check_task_names(cfg)
+        lines = _check_settings(cfg, overrides) or _check_env_ids(cfg) or _check_env_made(cfg)
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
 
@@ -238,10 +201,14 @@ def flat_leaves(container: Any) -> dict[str, Any]:
 _NO_DEFAULT = object()
 
 
-def _check_value(path: str, value: Any, default: Any = _NO_DEFAULT) -> str | None:
-    key = path.rsplit(".", 1)[-1]
-    in_frames_map = any(part.endswith(_FRAMES_SUFFIX) for part in path.split(".")[:-1])  # {env name: frames}
-    rule = RULES.get(key) or (FRAMES if key.endswith(_FRAMES_SUFFIX) or in_frames_map else None)
+def _check_value(path: str, value: Any, default: Any = _NO_DEFAULT, typed_algo: bool = False) -> str | None:
+    """The rule of ``path`` if it has one, else its default's type; ``algo.*`` of an algorithm with typed settings is
+    left to them (``_check_settings``)."""
+    if typed_algo and path.startswith("algo."):
+        return None
+    rule = RUN_RULES.get(path)
+    if rule is None and path.startswith(_HPARAMS):
+        rule = HPARAM_RULES.get(path[len(_HPARAMS):])
     if rule is not None:
         ok, valid = rule
         return None if ok(value) else f"{path}={value!r}: {valid}"
@@ -293,11 +260,15 @@ def _check_algorithm(cfg: DictConfig) -> str | None:
     return None
 
 
-def _check_settings(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
-    """``cfg.algo`` against the algorithm's typed settings, if it has them."""
+def _algorithm_settings(cfg: DictConfig) -> type[AlgorithmSettings] | None:
     from msol.common.algorithms import get_algorithm
 
-    settings = get_algorithm(str(cfg.algo.name)).settings
+    return get_algorithm(str(cfg.algo.name)).settings
+
+
+def _check_settings(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
+    """``cfg.algo`` against the algorithm's typed settings, if it has them."""
+    settings = _algorithm_settings(cfg)
     return settings_problems(settings, cfg.algo, overrides) if settings is not None else []
 
 
@@ -321,26 +292,39 @@ def _check_env_ids(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def _check_task_names(cfg: DictConfig) -> list[str]:
-    """Task lists name tasks of the env (asked of one env instance, only when a list is given)."""
-    wanted = {key: OmegaConf.select(cfg, f"env.{key}", default="all") for key in ("train_tasks", "transfer_tasks")}
-    wanted = {k: list(v) for k, v in wanted.items() if isinstance(v, (list, ListConfig))}
-    if not wanted or not cfg.env.get("id"):
+def _check_env_made(cfg: DictConfig) -> list[str]:
+    """The env can be made with ``env.kwargs`` (its constructor checks them) and the task lists name its tasks. An env
+    is made only when there are kwargs or task lists to check; for transfer, ``env.transfer_id`` and
+    ``env.transfer_kwargs`` when given."""
+    if not cfg.env.get("id"):
         return []
     import gymnasium
 
     from msol import envs  # noqa: F401  (registers the msol/ ids)
 
     problems = []
-    for key, names in wanted.items():
-        env_id = cfg.env.get("transfer_id") if key == "transfer_tasks" and cfg.env.get("transfer_id") else cfg.env.id
+    for tasks_key, id_key, kwargs_key in (("train_tasks", "id", "kwargs"),
+                                          ("transfer_tasks", "transfer_id", "transfer_kwargs")):
+        if not cfg.env.get(id_key):
+            if tasks_key == "train_tasks":
+                continue
+            id_key, kwargs_key = "id", "kwargs"
+        env_id = str(cfg.env[id_key])
+        kwargs = OmegaConf.to_container(cfg.env[kwargs_key], resolve=True) if cfg.env.get(kwargs_key) else {}
+        names = OmegaConf.select(cfg, f"env.{tasks_key}", default="all")
+        names = list(names) if isinstance(names, (list, ListConfig)) else None
+        if not kwargs and names is None:
+            continue
         try:
-            probe = gymnasium.make(str(env_id))
+            probe = gymnasium.make(env_id, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to build it is the message
-            return [f"env.id={env_id!r}: cannot be made ({type(exc).__name__}: {exc})"]
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if kwargs:
+                return [f"env.{kwargs_key}={kwargs}: {env_id} cannot be made with them: {detail}"]
+            return [f"env.{id_key}={env_id!r}: cannot be made ({type(exc).__name__}: {detail})"]
         tasks = list(getattr(probe.unwrapped, "tasks", []))
         probe.close()
-        unknown = [t for t in names if t not in tasks]
+        unknown = [t for t in names or [] if t not in tasks]
         if tasks and unknown:
-            problems.append(f"env.{key}={names}: unknown task(s) {unknown}; valid: {', '.join(tasks)}")
+            problems.append(f"env.{tasks_key}={names}: unknown task(s) {unknown}; valid: {', '.join(tasks)}")
     return problems

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from msol.common.config_check import SLOT_TASK_DRAWS
 from msol.common.envs_adapter import MultitaskEnv, make_env, resolve_tasks
 from msol.common.interrupt import Interrupted, StopSignals
 from msol.common.layers import Generators
@@ -70,6 +69,9 @@ def build_phases(cfg: DictConfig, all_tasks: list[str]) -> list[PhaseSpec]:
 def _spread_tasks(tasks: list[str], n: int) -> list[str]:
     """Tasks assigned to slots round-robin (authors' code): every task holds ``n / len(tasks)`` slots, ±1."""
     return [tasks[i % len(tasks)] for i in range(n)]
+
+
+SLOT_TASK_DRAWS = ("keep", "uniform")  # how a reset task slot draws its next task (``algo.slot_task_draw``)
 
 
 def draw_slot_task(tasks: list[str], slot_tasks: list[str], slot: int, rule: str,

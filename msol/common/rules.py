@@ -42,7 +42,7 @@ def optional(rule: Rule) -> Rule:
     return (lambda v: v is None or rule[0](v), f"{rule[1]}, or null")
 
 
-LAYERS: Rule = (lambda v: isinstance(v, list) and bool(v) and all(is_int(w) and w >= 1 for w in v),
+LAYERS: Rule = (lambda v: isinstance(v, (list, tuple)) and bool(v) and all(is_int(w) and w >= 1 for w in v),
                 "must be a non-empty list of layer widths >= 1, e.g. [512, 256, 512]")
 PHASES: Rule = (lambda v: isinstance(v, list) and bool(v) and all(p in ("options", "transfer", "scratch") for p in v),
                 "must be a non-empty list of: options, transfer, scratch")

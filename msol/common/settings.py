@@ -26,11 +26,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from msol.common.rules import POSITIVE, POSITIVE_INT, PROBABILITY, Rule, choice
 
+MAPPING: Rule = (lambda v: isinstance(v, dict), "must be a mapping")
 
-def setting(rule: Rule) -> Any:
+
+def setting(rule: Rule, keys: Mapping[str, Rule] | None = None, each: Rule | None = None) -> Any:
     """A field of an :class:`AlgorithmSettings` dataclass whose value must meet ``rule`` (no default: the yaml
-    holds it)."""
-    return dataclasses.field(metadata={"rule": rule})
+    holds it). For a mapping: ``keys`` are the rules of the entries we know (of SB3's keyword arguments, say; any
+    other entry is left to whoever receives it), ``each`` the rule of every entry."""
+    return dataclasses.field(metadata={"rule": rule, "keys": dict(keys or {}), "each": each})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +57,18 @@ class AlgorithmSettings:
         """One line per value that breaks its field's rule."""
         problems = []
         for field in dataclasses.fields(cls):
+            value = values[field.name]
             valid, what = field.metadata["rule"]
-            if not valid(values[field.name]):
-                problems.append(f"algo.{field.name}={values[field.name]!r}: {what}")
+            if not valid(value):
+                problems.append(f"algo.{field.name}={value!r}: {what}")
+                continue
+            if not isinstance(value, Mapping):
+                continue
+            each = field.metadata["each"]
+            for key, entry in value.items():
+                valid, what = field.metadata["keys"].get(key) or each or (lambda _: True, "")
+                if not valid(entry):
+                    problems.append(f"algo.{field.name}.{key}={entry!r}: {what}")
         return problems
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from msol.common.protocol import SLOT_TASK_DRAWS
 from msol.common.rules import (
     ALGORITHM_NAMES,
     BOOL,
@@ -99,7 +100,7 @@ class SoftOptionsSettings(A2CSettings):
     """Transfer frames per task."""
     slot_reset_frames_per_task: float = setting(FRAMES)
     """During option learning each task slot is reset (posterior re-initialised) this often, slots staggered."""
-    slot_task_draw: str = setting(choice("keep", "uniform"))
+    slot_task_draw: str = setting(choice(*SLOT_TASK_DRAWS))
     """The task of a reset slot: keep (the authors' reset_task) or drawn uniformly (docs/msol.md)."""
     reset_optimizer: str = setting(choice("slot", "all"))
     """At a slot reset: zero that slot's optimiser statistics, or a new optimiser (the authors' code)."""

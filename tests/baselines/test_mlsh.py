@@ -305,10 +305,11 @@ def _random_return(cfg, episodes_per_env: int = 4) -> float:
     return float(np.mean(returns))
 
 
-def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_path):
+@pytest.mark.learning(seed=1)
+def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_path, learning_seed, learning_margin):
     overrides = ["env=taxi", "env.train_tasks=[R-G]", "env.transfer_tasks=[R-G]", "env.hparams.num_slots=2",
                  "env.hparams.envs_per_slot=4", "algo.num_subs=2", "algo.rollout_steps=100", "algo.warmup=1",
-                 "algo.joint=1", "algo.sub_lr=3e-3", "algo.sub_minibatches=4", "seed=1",
+                 "algo.joint=1", "algo.sub_lr=3e-3", "algo.sub_minibatches=4", f"seed={learning_seed}",
                  "algo.option_frames_per_task=12000", "algo.transfer_frames_per_task=1",
                  "env.hparams.eval_interval_frames_per_task=100000", "env.hparams.log_interval_frames_per_task=1500",
                  "logger.progress_bar=false"]
@@ -316,7 +317,8 @@ def test_short_run_on_one_taxi_task_rises_clearly_above_random(monkeypatch, tmp_
     train_rows = [r for r in read_rows(tmp_path / "run") if r["phase"] == "options"]
     random_return = _random_return(compose_cfg(*overrides))
     assert random_return < -3.5
-    assert np.mean([r["return/mean"] for r in train_rows[-2:]]) > random_return + 1.5
+    trained = np.mean([r["return/mean"] for r in train_rows[-2:]])
+    learning_margin(trained - random_return, 1.5)  # return above random
     # the option map of each phase (one panel per task, letters, legend), as MSOL's
     for phase in ("options", "transfer"):
         figure = tmp_path / "run" / "figures" / f"options_{phase}.png"

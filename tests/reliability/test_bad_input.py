@@ -85,8 +85,10 @@ CASES = [
     (["algo=mlsh", "algo.random_sub_prob=1.1"], ["algo.random_sub_prob=1.1", "probability"]),
     (["algo=option_critic", "algo.epsilon=-0.5"], ["algo.epsilon=-0.5", "probability"]),
     (["env=ess_defender", "algo=sb3_ppo", "algo.kwargs.gamma=1.2"], ["algo.kwargs.gamma=1.2", "probability"]),
-    (["env=ess_defender", "env.kwargs.disjoint_prob=2", "algo=sb3_ppo"], ["env.kwargs.disjoint_prob=2",
-                                                                         "probability"]),
+    (["env=ess_defender", "env.kwargs.disjoint_prob=2", "algo=sb3_ppo"],  # the env's constructor checks its kwargs
+     ["env.kwargs=", "disjoint_prob=2", "probability"]),
+    (["env=ess_defender", "+env.kwargs.potentail=0.5", "algo=sb3_ppo"], ["env.kwargs=", "potentail"]),
+    (["env=directional_swimmer", "env.kwargs.action_noise_std=-1"], ["env.kwargs=", "action_noise_std=-1", ">= 0"]),
     (["algo.beta_start=-1"], ["algo.beta_start=-1", ">= 0"]),
     # option counts < 1
     (["algo.num_options=0"], ["algo.num_options=0", "integer >= 1"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_module
 
 from msol.envs.vector import make_multitask_vector_env
@@ -34,13 +35,14 @@ SHORT_RUN = ["env=moving_bandits", "algo.phases=[options]", "env.train_tasks=[go
              "logger.progress_bar=false"]
 
 
-def test_msol_return_rises_clearly_above_random(tmp_path):
+@pytest.mark.learning(seed=0)
+def test_msol_return_rises_clearly_above_random(tmp_path, learning_seed, learning_margin):
     random_return = random_policy_return()
     assert 0.5 < random_return < 5.0  # a random walk rarely reaches the goal disc
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
-        cfg = compose("train", overrides=SHORT_RUN)
+        cfg = compose("train", overrides=[*SHORT_RUN, f"seed={learning_seed}"])
     train(cfg, run_dir=tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [r["return/mean"] for r in rows if r["phase"] == "options/eval"]
     best_late = max(evals[len(evals) // 2:])
-    assert best_late > 2.5 * random_return, (evals, random_return)
+    learning_margin(best_late / random_return, 2.5, evals)  # times the random policy's return
