@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` importable
 from benchmarks._runs import ROOT, replace_section
 
 DOCS = ROOT / "docs" / "benchmarks.md"
