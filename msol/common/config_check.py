@@ -1,11 +1,12 @@
 """Validate a composed config before anything runs.
 
 Each problem becomes one line naming the key, the bad value and what is valid, so a typo in a sweep fails in a
-second with exit status 2 instead of after an hour of training. Rules are by key name (the last path component),
-so a new algorithm's config is checked as soon as it uses the usual names; every other value must keep the type of
-its shipped default (``defaults=``, the config composed without value overrides, which the CLI passes). An
-algorithm registered with typed settings (``msol.common.settings``) is also checked against them: added keys,
-missing settings, and settings the rest of the config makes it ignore.
+second with exit status 2 instead of after an hour of training. Each rule lives where its key is defined: the keys
+every run has here (``RUN_RULES``, by full path), the env's hyper-parameters in ``msol.common.env_settings``, an
+algorithm's keys in its typed settings (``msol.common.settings``: added keys, missing settings, values, settings
+the rest of the config makes it ignore), the env's constructor arguments in the env (made here with them). A value
+without a rule must keep the type of its shipped default (``defaults=``, the config composed without value
+overrides, which the CLI passes).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def test_short_ppo_run_beats_a_random_defender(learning_seed, learning_margin):
     model.learn(4000)
     random_win = evaluate_defender(RandomDefender(), K=5, potential=0.95, n_games=2000, seed=1)["win_rate"]
     ppo_win = evaluate_defender(predictor(model), K=5, potential=0.95, n_games=2000, seed=1)["win_rate"]
-    learning_margin(ppo_win - random_win, 0.2, (ppo_win, random_win))  # win rate above a random defender's
+    learning_margin(ppo_win - random_win, 0.1, (ppo_win, random_win))  # above a random defender (seeds 0-9: 0.26-0.94)
 
 
 def test_visited_observations_and_labels():
