@@ -11,7 +11,8 @@ import re
 import sys
 
 import pytest
-from conftest import TINY, compose_cfg, run_cli
+from cli_runs import TINY, run_cli
+from helpers import compose_cfg
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 

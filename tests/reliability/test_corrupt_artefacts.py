@@ -11,7 +11,8 @@ import zipfile
 
 import pytest
 import torch
-from conftest import TINY, compose_cfg, run_cli
+from cli_runs import TINY, run_cli
+from helpers import compose_cfg
 from omegaconf import OmegaConf
 
 from msol.common.checkpoint import CheckpointError, load_checked, save_atomic

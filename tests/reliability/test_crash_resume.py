@@ -18,16 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import (
-    TIMING_KEYS,
-    TINY,
-    cli_command,
-    cli_env,
-    compose_cfg,
-    metric_rows,
-    run_cli,
-    without_timing,
-)
+from cli_runs import TINY, cli_command, cli_env, metric_rows, run_cli, without_timing
+from helpers import TIMING_KEYS, compose_cfg
 
 from msol.common.checkpoint import load_checked
 from msol.train import train

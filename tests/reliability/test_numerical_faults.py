@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, cli_env, compose_cfg, metric_rows
+from cli_runs import TINY, cli_env, metric_rows
+from helpers import compose_cfg
 from omegaconf import OmegaConf
 
 import msol.common.protocol as protocol_module
@@ -160,7 +161,7 @@ def test_cli_exits_3_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     script = (
         "import sys, msol.common.protocol as t\n"
-        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"  # its conftest, helpers
+        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"  # cli_runs, helpers
         "from test_numerical_faults import poisoned_make_env\n"
         "t.make_env = poisoned_make_env(t.make_env, float('nan'))\n"
         f"sys.argv = ['msol.train', *{list(TINY)!r}, 'run_dir={run_dir}']\n"

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg, metric_rows
+from cli_runs import metric_rows
+from helpers import compose_cfg
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TINY, cli_env, metric_rows, run_cli
+from cli_runs import TINY, cli_env, metric_rows, run_cli
 
 
 def test_online_without_server_trains_with_local_logging_and_warns_once(tmp_path):

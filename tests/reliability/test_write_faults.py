@@ -8,7 +8,8 @@ import os
 
 import pytest
 import torch
-from conftest import TINY, compose_cfg, run_cli
+from cli_runs import TINY, run_cli
+from helpers import compose_cfg
 
 from msol.common import checkpoint as checkpoint_module
 from msol.common.checkpoint import WriteError, load_checked, save_atomic
