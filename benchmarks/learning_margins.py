@@ -38,9 +38,9 @@ def run_tests(seeds: list[int], out: Path, parallel: int) -> list[Path]:
         xml = out / f"learning_{i}.xml"
         args = [sys.executable, "-m", "pytest", "-q", "-m", "learning", "-p", "no:cacheprovider",
                 f"--learning-seeds={','.join(map(str, share))}", f"--junitxml={xml}", "tests"]
-        log = open(out / f"learning_{i}.log", "w")  # noqa: SIM115 - the child writes it until it ends
-        procs.append(subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}))
+        with open(out / f"learning_{i}.log", "w") as log:  # the child keeps its own copy of the handle
+            procs.append(subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                          env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}))
         files.append(xml)
     for proc in procs:
         proc.wait()

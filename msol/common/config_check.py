@@ -33,6 +33,7 @@ from msol.common.rules import (
     is_int,
     is_number,
     optional,
+    text,
 )
 from msol.common.settings import AlgorithmSettings, settings_problems
 
@@ -41,7 +42,7 @@ class ConfigError(ValueError):
     """The config cannot run; the message lists every problem found, one per line."""
 
 
-_PATH: Rule = (lambda v: isinstance(v, str) and bool(v), "must be the path of a run directory")
+_PATH: Rule = text("must be the path of a run directory")
 _TEXT: Rule = (lambda v: isinstance(v, str), "must be a string")
 # The keys every run has, whatever its algorithm, by full path. An algorithm's own keys (``algo.*``) are checked by
 # its typed settings (msol.common.settings), the env's hyper-parameters by msol.common.env_settings, the env's
@@ -53,7 +54,7 @@ RUN_RULES: dict[str, Rule] = {
     "torch_threads": POSITIVE_INT,
     "resume": optional(_PATH),
     "init_from": optional(_PATH),
-    "run_dir": optional((lambda v: isinstance(v, str) and bool(v), "must be a directory path")),
+    "run_dir": optional(text("must be a directory path")),
     "checkpoint_interval_s": POSITIVE,
     "budget_scale": POSITIVE,
     "budget.name": NAME,
@@ -62,7 +63,7 @@ RUN_RULES: dict[str, Rule] = {
     "eval.greedy": BOOL,
     "logger.wandb": BOOL,
     "logger.mode": choice("online", "offline", "disabled"),
-    "logger.project": (lambda v: isinstance(v, str) and bool(v), "must be a non-empty W&B project name"),
+    "logger.project": text("must be a non-empty W&B project name"),
     "logger.group": optional(_TEXT),
     "logger.init_timeout": POSITIVE,
     "logger.progress_bar": BOOL,
@@ -303,28 +304,30 @@ def _check_env_made(cfg: DictConfig) -> list[str]:
 
     from msol import envs  # noqa: F401  (registers the msol/ ids)
 
-    problems = []
+    problems: list[str] = []
+    made: dict[str, list[str]] = {}  # "<id> <kwargs>" -> its tasks: each env is made once
     for tasks_key, id_key, kwargs_key in (("train_tasks", "id", "kwargs"),
                                           ("transfer_tasks", "transfer_id", "transfer_kwargs")):
         if not cfg.env.get(id_key):
-            if tasks_key == "train_tasks":
-                continue
-            id_key, kwargs_key = "id", "kwargs"
+            id_key, kwargs_key = "id", "kwargs"  # transfer on the training env
         env_id = str(cfg.env[id_key])
         kwargs = OmegaConf.to_container(cfg.env[kwargs_key], resolve=True) if cfg.env.get(kwargs_key) else {}
         names = OmegaConf.select(cfg, f"env.{tasks_key}", default="all")
         names = list(names) if isinstance(names, (list, ListConfig)) else None
         if not kwargs and names is None:
             continue
-        try:
-            probe = gymnasium.make(env_id, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any failure to build it is the message
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if kwargs:
-                return [f"env.{kwargs_key}={kwargs}: {env_id} cannot be made with them: {detail}"]
-            return [f"env.{id_key}={env_id!r}: cannot be made ({type(exc).__name__}: {detail})"]
-        tasks = list(getattr(probe.unwrapped, "tasks", []))
-        probe.close()
+        key = f"{env_id} {kwargs}"
+        if key not in made:
+            try:
+                probe = gymnasium.make(env_id, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any failure to build it is the message
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if kwargs:
+                    return [f"env.{kwargs_key}={kwargs}: {env_id} cannot be made with them: {detail}"]
+                return [f"env.{id_key}={env_id!r}: cannot be made ({type(exc).__name__}: {detail})"]
+            made[key] = list(getattr(probe.unwrapped, "tasks", []))
+            probe.close()
+        tasks = made[key]
         unknown = [t for t in names or [] if t not in tasks]
         if tasks and unknown:
             problems.append(f"env.{tasks_key}={names}: unknown task(s) {unknown}; valid: {', '.join(tasks)}")

@@ -27,7 +27,12 @@ BOOL: Rule = (lambda v: isinstance(v, bool), "must be true or false")
 FRAMES: Rule = (lambda v: is_number(v) and v > 0, "must be a frame count > 0")
 # the fixed termination prior p(b=1) = 1 - alpha enters a log: 0 and 1 are excluded
 OPEN_PROBABILITY: Rule = (lambda v: is_number(v) and 0 < v < 1, "must be a probability in (0, 1), ends excluded")
-NAME: Rule = (lambda v: isinstance(v, str) and bool(v), "must be a non-empty name")
+def text(what: str) -> Rule:
+    """A non-empty string; ``what`` says which (a name, a path, ...)."""
+    return (lambda v: isinstance(v, str) and bool(v), what)
+
+
+NAME: Rule = text("must be a non-empty name")
 ALGORITHM_NAMES: Rule = (lambda v: isinstance(v, list) and all(isinstance(n, str) and n for n in v),
                          "must be a list of algorithm names (e.g. [msol_frozen])")
 
