@@ -260,9 +260,9 @@ def train(args: Args) -> list[float]:
         for _ in range(args.n_steps):  # rollout
             b, z, action, z_hat_switch = act(agent, obs, z_prev, first, slot)
             out = env.step(action.numpy())
-            reward, terminated, truncated = out.tensors()
+            reward, terminated, truncated = out.tensors(torch.device("cpu"))
             bootstrap = torch.zeros(env.num_envs)
-            if (cut := out.truncated_final_obs()) is not None:
+            if (cut := out.truncated_final_obs(torch.device("cpu"))) is not None:
                 idx, final = cut
                 with torch.no_grad():
                     bootstrap[idx] = agent(final, z[idx], z[idx], slot[idx])["value"]

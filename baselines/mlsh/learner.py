@@ -80,7 +80,7 @@ def mlsh_step(policy: MLSHPolicy, obs: torch.Tensor, slot: torch.Tensor, z_prev:
     and sub-policy, no random sub-policy (evaluation episodes with ``eval.greedy``). Member ``k``'s rows draw from
     ``generators[k]``. ``envs_per_slot``: the rows are a ``MultitaskEnv``'s (per member, ``envs_per_slot``
     consecutive rows per slot, slots in order), so each master runs on its own rows only (same result, less work)."""
-    u = None if greedy else member_uniforms(generators, obs.shape[0], 4, obs.dtype)
+    u = None if greedy else member_uniforms(generators, obs.shape[0], 4, obs.dtype, obs.device)
     master, master_value = _masters(policy, obs, slot, envs_per_slot)
     if u is None:
         z_new = master.logits.argmax(-1)
@@ -110,15 +110,16 @@ class MLSHLearner(MemberRecords):
                  generators: Generators) -> None:
         self.a = SimpleNamespace(**OmegaConf.to_container(cfg.algo, resolve=True))
         self.cfg, self.spec, self.env, self.model = cfg, spec, env, policy
+        self.device = policy.device
         self.generators = list(generators)
         self.members = len(self.generators)
         self.transfer = spec.name == "transfer"
         self.num_envs, self.num_slots = env.num_envs, spec.num_slots
-        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
-        self.member_of_env = torch.arange(env.num_envs) // env.per_member
+        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long, device=self.device)
+        self.member_of_env = torch.arange(env.num_envs, device=self.device) // env.per_member
         self.envs_per_slot = env.per_member // self.num_slots  # MultitaskEnv: slot i's envs are consecutive rows
         self.T, self.N = int(self.a.rollout_steps), int(self.a.macro_duration)
-        self.storage = MLSHRollout.allocate(self.T, self.num_envs, env.obs_dim)
+        self.storage = MLSHRollout.allocate(self.T, self.num_envs, env.obs_dim, self.device)
         # Created once per phase and never reset with a master (a code fact of MLSH, docs/spec/baselines.md).
         S = self.members
         self.master_opt = MemberAdam(policy.master_parameters(), self.a.master_lr, members=S, eps=self.a.adam_eps)
@@ -128,10 +129,10 @@ class MLSHLearner(MemberRecords):
         self.offsets = slot_offsets(self.num_slots, cycle, bool(self.a.stagger_slots))
         self.iteration = 0
         self.frames = 0
-        self.obs = torch.zeros(self.num_envs, env.obs_dim)
-        self.z = torch.zeros(self.num_envs, dtype=torch.long)
-        self.since_decision = torch.zeros(self.num_envs, dtype=torch.long)
-        self.first = torch.ones(self.num_envs, dtype=torch.bool)
+        self.obs = torch.zeros(self.num_envs, env.obs_dim, device=self.device)
+        self.z = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.since_decision = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.first = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         MemberRecords.__init__(self, S)
         self.probe_envs: list[MultitaskEnv | None] = [
             make_env(cfg, [env.tasks[0]], mode="train", envs_per_slot=PROBE_LAYOUTS, seed=seed)
@@ -143,8 +144,12 @@ class MLSHLearner(MemberRecords):
         return self.T * self.env.per_member // self.num_slots
 
     def start(self, seeds: list[int]) -> None:
-        self.obs = torch.as_tensor(self.env.reset(seeds), dtype=torch.get_default_dtype())
+        self.obs = self._tensor(self.env.reset(seeds))
         self.first[:] = True
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """An env array on the learner's device, in torch's default dtype."""
+        return torch.as_tensor(array, dtype=torch.get_default_dtype(), device=self.device)
 
     def iterate(self) -> None:
         joint = self.begin_iteration()
@@ -155,7 +160,7 @@ class MLSHLearner(MemberRecords):
     def begin_iteration(self) -> torch.Tensor:
         """Apply the W/U schedule (the same for every member): new tasks (each member draws its own) and fresh
         masters where a cycle starts; returns the joint slots."""
-        joint = torch.zeros(self.num_slots, dtype=torch.bool)
+        joint = torch.zeros(self.num_slots, dtype=torch.bool, device=self.device)
         if self.transfer:
             return joint
         for slot in range(self.num_slots):
@@ -166,7 +171,7 @@ class MLSHLearner(MemberRecords):
                 for member, (env, generator) in enumerate(zip(self.env.members, self.generators, strict=True)):
                     task = draw_slot_task(list(self.spec.tasks), env.slot_tasks, slot, "uniform", generator)
                     env_idx, obs = self.env.assign_task(member, slot, task)
-                    self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.get_default_dtype())
+                    self.obs[env_idx] = self._tensor(obs)
                     self.first[env_idx] = True
         return joint
 
@@ -181,18 +186,18 @@ class MLSHLearner(MemberRecords):
             st.obs[t], st.decide[t], st.z[t], st.action[t] = self.obs, decide.float(), step.z, step.action
             st.sub_logp[t], st.sub_value[t] = step.sub_logp, step.sub_value
             st.master_logp[t], st.master_value[t] = step.master_logp, step.master_value
-            out = self.env.step(step.action.numpy())
-            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors()
+            out = self.env.step(step.action.cpu().numpy())
+            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors(self.device)
             st.sub_bootstrap[t], st.master_bootstrap[t] = 0.0, 0.0
-            if (cut := out.truncated_final_obs()) is not None:
+            if (cut := out.truncated_final_obs(self.device)) is not None:
                 idx, final = cut
                 st.sub_bootstrap[t, idx], st.master_bootstrap[t, idx] = self._values_at(idx, final, step.z[idx])
             for env_index, ret in out.episode_returns:
                 self.episodes[self.env.member_of(env_index)].append((int(self.slot[env_index]), ret))
-            self.obs = torch.as_tensor(out.obs, dtype=torch.get_default_dtype())
+            self.obs = self._tensor(out.obs)
             self.z = step.z
             self.since_decision = torch.where(decide, 1, self.since_decision + 1)
-            self.first = torch.as_tensor(out.terminated | out.truncated)
+            self.first = torch.as_tensor(out.terminated | out.truncated, device=self.device)
         self.frames += self.frames_per_iteration
 
     @torch.no_grad()
@@ -219,7 +224,8 @@ class MLSHLearner(MemberRecords):
                 member_stats.update(sub_stats)
         z = st.z.view(self.T, self.members, -1).transpose(0, 1).flatten(1)  # [S, T·n]
         m = self.model.num_subs
-        usage = torch.zeros(self.members, m).scatter_add_(1, z, torch.ones(z.shape)) / z.shape[1]
+        ones = torch.ones_like(z, dtype=torch.float32)
+        usage = ones.new_zeros(self.members, m).scatter_add_(1, z, ones) / z.shape[1]
         for member, member_stats in enumerate(stats):
             member_stats["joint_slots"] = joint.float().mean().item()
             member_stats.update({f"option_usage/{k}": usage[member, k].item() for k in range(m)})
@@ -251,7 +257,7 @@ class MLSHLearner(MemberRecords):
 
         stats = self._ppo(self.master_opt, loss, rows_of, self.num_slots, "master",
                           batch_size=int(a.master_batch_size))
-        reward = torch.zeros(self.members).index_add_(0, member, macro_reward.flatten()[rows])
+        reward = macro_reward.new_zeros(self.members).index_add_(0, member, macro_reward.flatten()[rows])
         reward /= torch.bincount(member, minlength=self.members).clamp_min(1)
         for member_stats, r in zip(stats, reward.tolist(), strict=True):
             member_stats["master/macro_reward"] = r
@@ -285,8 +291,8 @@ class MLSHLearner(MemberRecords):
              ) -> list[dict[str, float]]:
         """``ppo_epochs`` epochs of minibatch steps, each member on its own minibatches (padded to equal member
         blocks; a member without rows in a minibatch does not step); mean statistics per member."""
-        sums = torch.zeros(self.members, 3, dtype=torch.float64)
-        counts = torch.zeros(self.members)
+        sums = torch.zeros(self.members, 3, dtype=torch.float64, device=self.device)
+        counts = torch.zeros(self.members, device=self.device)
         for _ in range(int(self.a.ppo_epochs)):
             for batch in member_minibatches(rows_of, self.generators, **chunking):
                 L_pi, L_V, entropy = loss(batch)
@@ -323,8 +329,9 @@ class MLSHLearner(MemberRecords):
         policy = self.model.member(member)
 
         def choose(obs: torch.Tensor, slot: int) -> tuple[np.ndarray, None]:
-            master, _ = policy.master(obs, torch.full((obs.shape[0],), slot, dtype=torch.long))
-            return master.logits.argmax(-1).numpy(), None
+            obs = obs.to(self.device)
+            master, _ = policy.master(obs, torch.full((obs.shape[0],), slot, dtype=torch.long, device=self.device))
+            return master.logits.argmax(-1).cpu().numpy(), None
 
         figure = plot_option_map(self.env.members[member], run.dir / "figures" / f"options_{self.spec.name}.png",
                                  choose, self.model.num_subs, name="sub-policy")
@@ -337,9 +344,9 @@ class MLSHLearner(MemberRecords):
         ``eval.greedy``, as MSOL's evaluation; the row's ``greedy`` column says which); plus the diversity probe."""
         greedy = bool(self.cfg.eval.greedy)
         policy, generators = self.model.member(member), [self.generators[member]]
-        z = torch.zeros(env.num_envs, dtype=torch.long)
-        since = torch.zeros(env.num_envs, dtype=torch.long)
-        slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
+        z = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
+        since = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
+        slot = torch.as_tensor(env.slot_of_env, dtype=torch.long, device=self.device)
 
         def act(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
             nonlocal z, since
@@ -349,7 +356,8 @@ class MLSHLearner(MemberRecords):
             z, since = step.z, torch.where(decide, 1, since + 1)
             return step.action
 
-        row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.members[member].slot_tasks, act=act)
+        row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.members[member].slot_tasks, act=act,
+                                device=self.device)
         row["greedy"] = float(greedy)
         if (probe_env := self.probe_envs[member]) is not None:
             row.update(diversity_metrics(*sub_policy_destinations(policy, probe_env, seed=seed)))
@@ -374,10 +382,10 @@ class MLSHLearner(MemberRecords):
         if self.sub_opt is not None:
             load_optimizer_members(self.sub_opt, [s["sub_opt"] for s in states])
         self.iteration, self.frames = int(states[0]["iteration"]), int(states[0]["frames"])
-        self.obs = torch.cat([s["obs"] for s in states])
-        self.z = torch.cat([s["z"] for s in states])
-        self.since_decision = torch.cat([s["since_decision"] for s in states])
-        self.first = torch.cat([s["first"] for s in states])
+        self.obs = torch.cat([s["obs"] for s in states]).to(self.device)
+        self.z = torch.cat([s["z"] for s in states]).to(self.device)
+        self.since_decision = torch.cat([s["since_decision"] for s in states]).to(self.device)
+        self.first = torch.cat([s["first"] for s in states]).to(self.device)
 
     def model_state(self, member: int) -> dict[str, torch.Tensor]:
         return self.model.member(member).state_dict()

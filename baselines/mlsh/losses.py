@@ -73,9 +73,9 @@ def macro_gae(
 def normalize_per_group(x: torch.Tensor, group: torch.Tensor, num_groups: int) -> torch.Tensor:
     """``(x − mean_g) / std_g`` within each group (a master's own data; one sub-policy's data), as MLSH does."""
     counts = torch.bincount(group, minlength=num_groups).clamp_min(1).to(x.dtype)
-    mean = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, x) / counts
+    mean = x.new_zeros(num_groups).index_add(0, group, x) / counts
     centred = x - mean[group]
-    var = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, centred * centred) / counts
+    var = x.new_zeros(num_groups).index_add(0, group, centred * centred) / counts
     return centred / var.sqrt().clamp_min(1e-6)[group]
 
 
@@ -104,8 +104,8 @@ def group_mean(x: torch.Tensor, group: torch.Tensor, num_groups: int, weight: to
     """``Σ_g mean_{rows of g} x``: independent learners (one per group) trained by one backward pass. ``weight``
     (0/1) leaves out padding rows."""
     w = torch.ones_like(x) if weight is None else weight.to(x.dtype)
-    sums = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, x * w)
-    counts = torch.zeros(num_groups, dtype=x.dtype).index_add(0, group, w).clamp_min(1)
+    sums = x.new_zeros(num_groups).index_add(0, group, x * w)
+    counts = x.new_zeros(num_groups).index_add(0, group, w).clamp_min(1)
     return (sums / counts).sum()
 
 
@@ -122,7 +122,7 @@ class Minibatch:
 
     def group_of_rows(self, members: int, num_groups: int) -> torch.Tensor:
         """``member · num_groups + group`` of every row of the layout."""
-        return torch.arange(members * num_groups).repeat_interleave(self.width)
+        return torch.arange(members * num_groups, device=self.rows.device).repeat_interleave(self.width)
 
 
 def group_rows(member: torch.Tensor, group: torch.Tensor, members: int, num_groups: int) -> list[list[torch.Tensor]]:
@@ -141,24 +141,26 @@ def member_minibatches(rows_of: list[list[torch.Tensor]], generators: Sequence[t
     Each group's rows are permuted (member ``k``'s from ``generators[k]``) and cut into chunks of ``batch_size``
     (masters: 64) or into ``num_batches`` equal chunks (sub-policies: 15); minibatch ``j`` holds chunk ``j`` of every
     group, so each learner makes the same number of steps on its own data as it would alone. A member with fewer
-    minibatches than another sits out the last ones (``active``).
+    minibatches than another sits out the last ones (``active``). The permutations are drawn on the CPU, where the
+    generators are; the minibatches are on the device of ``rows_of``.
     """
     if (batch_size is None) == (num_batches is None):
         raise ValueError("give exactly one of batch_size, num_batches")
-    members, num_groups = len(rows_of), len(rows_of[0])
+    members, num_groups, device = len(rows_of), len(rows_of[0]), rows_of[0][0].device
     chunks: list[list[tuple[torch.Tensor, ...]]] = []
     for groups, generator in zip(rows_of, generators, strict=True):
         chunks.append([])
         for rows in groups:
-            rows = rows[torch.randperm(rows.numel(), generator=generator)] if rows.numel() else rows
+            if rows.numel():
+                rows = rows[torch.randperm(rows.numel(), generator=generator, device="cpu").to(rows.device)]
             chunks[-1].append(() if rows.numel() == 0 else rows.split(batch_size) if batch_size is not None
                               else rows.tensor_split(min(num_batches, rows.numel())))
     batches = []
     for j in range(max(len(c) for member in chunks for c in member)):
         pieces = [[c[j] if j < len(c) else None for c in member] for member in chunks]
         width = max(p.numel() for member in pieces for p in member if p is not None)
-        rows = torch.zeros(members, num_groups, width, dtype=torch.long)
-        valid = torch.zeros(members, num_groups, width, dtype=torch.bool)
+        rows = torch.zeros(members, num_groups, width, dtype=torch.long, device=device)
+        valid = torch.zeros(members, num_groups, width, dtype=torch.bool, device=device)
         for k, member in enumerate(pieces):
             for g, piece in enumerate(member):
                 if piece is not None:

@@ -71,6 +71,10 @@ class MLSHPolicy(nn.Module):
     def members(self) -> int:
         return self.master_pi.layers[0].members
 
+    @property
+    def device(self) -> torch.device:
+        return self.master_pi.layers[0].weight.device
+
     def member(self, index: int) -> MLSHPolicy:
         """A population-of-one copy of member ``index``: what evaluation, figures and the probe use."""
         return member_module(self, index)

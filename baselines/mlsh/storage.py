@@ -31,9 +31,9 @@ class MLSHRollout:
     master_bootstrap: torch.Tensor
 
     @classmethod
-    def allocate(cls, steps: int, num_envs: int, obs_dim: int) -> MLSHRollout:
+    def allocate(cls, steps: int, num_envs: int, obs_dim: int, device: torch.device) -> MLSHRollout:
         def zeros(*shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
-            return torch.zeros(steps, num_envs, *shape, dtype=dtype)
+            return torch.zeros(steps, num_envs, *shape, dtype=dtype, device=device)
 
         long_fields = {"z", "action"}
         return cls(**{f.name: (zeros(obs_dim) if f.name == "obs" else zeros(dtype=torch.long)

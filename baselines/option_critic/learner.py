@@ -40,11 +40,12 @@ class OCRollout:
     bootstrap: torch.Tensor
 
     @classmethod
-    def allocate(cls, steps: int, num_envs: int, obs_dim: int) -> OCRollout:
+    def allocate(cls, steps: int, num_envs: int, obs_dim: int, device: torch.device) -> OCRollout:
         shapes = {"obs": (obs_dim,)}
         dtypes = {"option": torch.long, "action": torch.long}
         return cls(**{f.name: torch.zeros(steps, num_envs, *shapes.get(f.name, ()),
-                                          dtype=dtypes.get(f.name, torch.float32)) for f in fields(cls)})
+                                          dtype=dtypes.get(f.name, torch.float32), device=device)
+                      for f in fields(cls)})
 
 
 @torch.no_grad()
@@ -53,18 +54,23 @@ def oc_step(net: OptionCriticNetwork, obs: torch.Tensor, task: torch.Tensor, opt
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(option, action, switched)`` for every env: terminate? → ε-greedy option → action.
 
-    ``greedy`` (evaluation episodes with ``eval.greedy``): terminate where β > ½, greedy option, argmax action."""
+    ``greedy`` (evaluation episodes with ``eval.greedy``): terminate where β > ½, greedy option, argmax action.
+    Random draws come from torch's global CPU generator (``msol.common.device``): a seed acts alike on every
+    device, and a checkpoint's generator state resumes it exactly."""
     heads = net(obs, task)
-    rows = torch.arange(obs.shape[0])
+    device, n = obs.device, obs.shape[0]
+    rows = torch.arange(n, device=device)
     if greedy:
         terminate = (heads.beta[rows, option_prev] > 0.5) | first
         option = torch.where(terminate, heads.q.argmax(dim=-1), option_prev)
         return option, heads.logits[rows, option].argmax(-1), (terminate & ~first).float()
-    terminate = (torch.rand(obs.shape[0]) < heads.beta[rows, option_prev]) | first
-    explore = torch.rand(obs.shape[0]) < epsilon
-    choice = torch.where(explore, torch.randint(net.num_options, option_prev.shape), heads.q.argmax(dim=-1))
+    terminate = (torch.rand(n, device="cpu").to(device) < heads.beta[rows, option_prev]) | first
+    explore = torch.rand(n, device="cpu").to(device) < epsilon
+    random_option = torch.randint(net.num_options, option_prev.shape, device="cpu").to(device)
+    choice = torch.where(explore, random_option, heads.q.argmax(dim=-1))
     option = torch.where(terminate, choice, option_prev)
-    action = torch.distributions.Categorical(logits=heads.logits[rows, option], validate_args=False).sample()
+    logits = heads.logits[rows, option].cpu()
+    action = torch.distributions.Categorical(logits=logits, validate_args=False).sample().to(device)
     return option, action, (terminate & ~first).float()
 
 
@@ -74,12 +80,13 @@ class OptionCriticLearner:
     def __init__(self, cfg: DictConfig, spec: PhaseSpec, env: MultitaskEnv, net: OptionCriticNetwork) -> None:
         self.a = SimpleNamespace(**OmegaConf.to_container(cfg.algo, resolve=True))
         self.spec, self.env, self.model = spec, env, net
+        self.device = next(net.parameters()).device
         self.greedy_eval = bool(cfg.eval.greedy)
         self.num_envs, self.num_slots = env.num_envs, spec.num_slots
-        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
-        self.task = task_ids(env)
+        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long, device=self.device)
+        self.task = task_ids(env, device=self.device)
         self.n_steps = int(self.a.n_steps)
-        self.storage = OCRollout.allocate(self.n_steps, self.num_envs, env.obs_dim)
+        self.storage = OCRollout.allocate(self.n_steps, self.num_envs, env.obs_dim, self.device)
         if self.a.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(net.parameters(), lr=self.a.lr, alpha=self.a.rmsprop_alpha,
                                                  eps=self.a.eps)
@@ -88,9 +95,9 @@ class OptionCriticLearner:
         else:
             raise ValueError(f"algo.optimizer={self.a.optimizer!r}; valid: rmsprop, adam")
         self.frames = 0
-        self.obs = torch.zeros(self.num_envs, env.obs_dim)
-        self.option = torch.zeros(self.num_envs, dtype=torch.long)
-        self.first = torch.ones(self.num_envs, dtype=torch.bool)
+        self.obs = torch.zeros(self.num_envs, env.obs_dim, device=self.device)
+        self.option = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.first = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         self.episodes: list[tuple[int, float]] = []
         self.update_stats: list[dict[str, float]] = []
 
@@ -100,7 +107,7 @@ class OptionCriticLearner:
         return self.n_steps * self.num_envs // self.num_slots
 
     def start(self, seed: int) -> None:
-        self.obs = torch.as_tensor(self.env.reset(seed=seed), dtype=torch.float32)
+        self.obs = torch.as_tensor(self.env.reset(seed=seed), dtype=torch.float32, device=self.device)
         self.first[:] = True
 
     def iterate(self) -> None:
@@ -112,18 +119,18 @@ class OptionCriticLearner:
         for t in range(self.n_steps):
             option, action, switched = oc_step(self.model, self.obs, self.task, self.option, self.first, a.epsilon)
             st.obs[t], st.option[t], st.action[t], st.switched[t] = self.obs, option, action, switched
-            out = self.env.step(action.numpy())
-            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors()
+            out = self.env.step(action.cpu().numpy())
+            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors(self.device)
             st.bootstrap[t] = 0.0
-            if (cut := out.truncated_final_obs()) is not None:
+            if (cut := out.truncated_final_obs(self.device)) is not None:
                 idx, final = cut
                 with torch.no_grad():
                     st.bootstrap[t, idx] = arrival_value(self.model(final, self.task[idx]), option[idx], a.epsilon)
             for env_index, ret in out.episode_returns:
                 self.episodes.append((int(self.slot[env_index]), ret))
-            self.obs = torch.as_tensor(out.obs, dtype=torch.float32)
+            self.obs = torch.as_tensor(out.obs, dtype=torch.float32, device=self.device)
             self.option = option
-            self.first = torch.as_tensor(out.terminated | out.truncated)
+            self.first = torch.as_tensor(out.terminated | out.truncated, device=self.device)
         self.frames += self.frames_per_iteration
 
     def update(self) -> None:
@@ -169,10 +176,13 @@ class OptionCriticLearner:
 
         @torch.no_grad()
         def choose(obs: torch.Tensor, slot: int) -> tuple[np.ndarray, np.ndarray]:
-            task = torch.full((obs.shape[0],), tasks.index(self.env.slot_tasks[slot]), dtype=torch.long)
+            obs = obs.to(self.device)
+            task = torch.full((obs.shape[0],), tasks.index(self.env.slot_tasks[slot]), dtype=torch.long,
+                              device=self.device)
             heads = self.model(obs, task)
             option = heads.q.argmax(-1)
-            return option.numpy(), heads.beta[torch.arange(obs.shape[0]), option].numpy()
+            beta = heads.beta[torch.arange(obs.shape[0], device=self.device), option]
+            return option.cpu().numpy(), beta.cpu().numpy()
 
         figure = plot_option_map(self.env, run.dir / "figures" / f"options_{self.spec.name}.png", choose,
                                  self.model.num_options)
@@ -183,15 +193,15 @@ class OptionCriticLearner:
     def evaluate(self, env: MultitaskEnv, seed: int) -> dict[str, float]:
         """One episode per eval env: greedy with ``eval.greedy`` (as MSOL's evaluation), else acting as in training
         (ε-greedy options, sampled terminations and actions); the row's ``greedy`` column says which."""
-        task = task_ids(env, self.env.slot_tasks)
-        option = torch.zeros(env.num_envs, dtype=torch.long)
+        task = task_ids(env, self.env.slot_tasks, device=self.device)
+        option = torch.zeros(env.num_envs, dtype=torch.long, device=self.device)
 
         def act(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
             nonlocal option
             option, action, _ = oc_step(self.model, obs, task, option, first > 0, self.a.epsilon, self.greedy_eval)
             return action
 
-        row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act)
+        row = evaluate_episodes(env, seed=seed, slot_tasks=self.env.slot_tasks, act=act, device=self.device)
         row["greedy"] = float(self.greedy_eval)
         return row
 
@@ -204,14 +214,14 @@ class OptionCriticLearner:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.frames = int(state["frames"])
-        self.obs, self.option, self.first = state["obs"], state["option"], state["first"]
+        self.obs, self.option, self.first = (state[k].to(self.device) for k in ("obs", "option", "first"))
         self.env.set_state(state["env"])
 
 
-def task_ids(env: MultitaskEnv, slot_tasks: list[str] | None = None) -> torch.Tensor:
+def task_ids(env: MultitaskEnv, slot_tasks: list[str] | None = None, *, device: torch.device) -> torch.Tensor:
     """Each env's task (its slot's, from ``slot_tasks`` or the env's own) as an index into the family's full task
     list: the one-hot the network reads."""
     index = {name: i for i, name in enumerate(env.tasks)}
     slot_tasks = env.slot_tasks if slot_tasks is None else slot_tasks
-    return torch.as_tensor([index[slot_tasks[s]] for s in env.slot_of_env], dtype=torch.long)
+    return torch.as_tensor([index[slot_tasks[s]] for s in env.slot_of_env], dtype=torch.long, device=device)
 

@@ -28,7 +28,7 @@ class OptionHeads:
 
     def at(self, option: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(Q(s,o), π logits(·|s,o), β(s,o))`` of one option per row."""
-        rows = torch.arange(option.shape[0])
+        rows = torch.arange(option.shape[0], device=option.device)
         return self.q[rows, option], self.logits[rows, option], self.beta[rows, option]
 
 

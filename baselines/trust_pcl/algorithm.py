@@ -27,6 +27,7 @@ from msol.baselines.trust_pcl.consistency import consistency_error, window_disco
 from msol.baselines.trust_pcl.lagrange import solve_lambda
 from msol.baselines.trust_pcl.networks import Policy, Value
 from msol.baselines.trust_pcl.replay import SubEpisodeBatch
+from msol.common.device import build_on_cpu
 from msol.common.rules import (
     LAYERS,
     NON_NEGATIVE,
@@ -83,23 +84,27 @@ CONFIG_RULES: dict[str, Rule] = {  # what each field of TrustPCLConfig must be
 class TrustPCL:
     """Networks, optimiser and λ; ``update`` is one gradient step on a batch of sub-episodes."""
 
-    def __init__(self, obs_dim: int, action_space: gym.Space, config: TrustPCLConfig) -> None:
+    def __init__(self, obs_dim: int, action_space: gym.Space, config: TrustPCLConfig,
+                 device: torch.device | str = "cpu") -> None:
         self.config = config
-        self.policy = Policy(obs_dim, action_space, config.hidden, config.log_std_init)
-        self.value = Value(obs_dim, config.hidden)
+        self.device = torch.device(device)
+        self.policy = build_on_cpu(lambda: Policy(obs_dim, action_space, config.hidden, config.log_std_init),
+                                   self.device)
+        self.value = build_on_cpu(lambda: Value(obs_dim, config.hidden), self.device)
         self.prior = copy.deepcopy(self.policy).requires_grad_(False)         # π̃ (θ̃)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)   # V̄ (φ̄)
         self.parameters = [*self.policy.parameters(), *self.value.parameters()]
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr)
         self.lam = float(config.lambda_init)
-        self.discounts = window_discounts(config.collect_steps, config.rollout, config.gamma)
+        self.discounts = window_discounts(config.collect_steps, config.rollout, config.gamma, device=self.device)
 
     def act(self, obs: np.ndarray, greedy: bool = False) -> np.ndarray:
-        action = self.policy.act(torch.as_tensor(obs, dtype=torch.float32), greedy=greedy)
-        return action.numpy()
+        action = self.policy.act(torch.as_tensor(obs, dtype=torch.float32, device=self.device), greedy=greedy)
+        return action.cpu().numpy()
 
     def update(self, batch: SubEpisodeBatch) -> dict[str, float]:
         cfg = self.config
+        batch = batch.to(self.device)
         steps = batch.rewards.shape[1]
         states = batch.observations[:, :steps]
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import torch
 
 
-def window_discounts(length: int, rollout: int, gamma: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def window_discounts(length: int, rollout: int, gamma: float, dtype: torch.dtype = torch.float32,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
     """``M[t, j] = γ^{j−t}`` if ``t ≤ j < t + d`` else 0, so ``x @ M.T`` is the discounted window sum of ``x``."""
-    t = torch.arange(length).unsqueeze(1)
-    j = torch.arange(length).unsqueeze(0)
+    t = torch.arange(length, device=device).unsqueeze(1)
+    j = torch.arange(length, device=device).unsqueeze(0)
     in_window = (j >= t) & (j < t + rollout)
     return torch.where(in_window, gamma ** (j - t).clamp(min=0).double(), 0.0).to(dtype)
 
@@ -45,11 +46,11 @@ def consistency_error(
     ``terminated``: ``[B]`` whether s_T is terminal.
     """
     steps = rewards.shape[1]
-    discounts = window_discounts(steps, rollout, gamma, rewards.dtype)
+    discounts = window_discounts(steps, rollout, gamma, rewards.dtype, rewards.device)
     soft_rewards = mask * (rewards - (tau + lam) * log_pi + lam * log_prior)
     discounted_sum = soft_rewards @ discounts.T
 
-    t = torch.arange(steps).unsqueeze(0)
+    t = torch.arange(steps, device=rewards.device).unsqueeze(0)
     end = torch.minimum(t + rollout, lengths.unsqueeze(1))                    # e = min(t+d, T)
     bootstrap = target_values.gather(1, end)                                  # V̄(s_e)
     at_terminal = terminated.unsqueeze(1) & (end == lengths.unsqueeze(1))

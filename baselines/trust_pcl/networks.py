@@ -43,11 +43,14 @@ class Policy(nn.Module):
             raise ValueError(f"action space {action_space} is not supported; valid: Discrete, 1-D Box")
 
     def distribution(self, obs: torch.Tensor) -> Distribution:
+        return self._distribution(self.net(obs))
+
+    def _distribution(self, out: torch.Tensor) -> Distribution:
+        """π from the network's output ``out`` (logits or means), on ``out``'s device."""
         if self.discrete:
-            return Categorical(logits=self.net(obs), validate_args=False)
-        mean = self.net(obs)
-        return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1,
-                           validate_args=False)
+            return Categorical(logits=out, validate_args=False)
+        std = self.log_std.exp().to(out.device).expand_as(out)
+        return Independent(Normal(out, std, validate_args=False), 1, validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """ln π(a|s) with the shape of ``obs`` minus its feature axis."""
@@ -55,7 +58,9 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, greedy: bool = False) -> torch.Tensor:
-        dist = self.distribution(obs)
+        """An action on the CPU, for the env. Sampled there from torch's global CPU generator
+        (``msol.common.device``): a seed acts alike on every device, and a checkpoint's generator state resumes it."""
+        dist = self._distribution(self.net(obs).cpu())
         if not greedy:
             return dist.sample()
         return dist.probs.argmax(-1) if self.discrete else dist.mean

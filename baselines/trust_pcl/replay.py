@@ -10,7 +10,7 @@ consistencies hold along any path, so off-policy data needs no correction. Full 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,10 @@ class SubEpisodeBatch:
     mask: torch.Tensor          # [B, P]
     lengths: torch.Tensor       # [B] long
     terminated: torch.Tensor    # [B] bool
+
+    def to(self, device: torch.device) -> SubEpisodeBatch:
+        """The batch on ``device`` (the replay buffer is numpy, on the CPU)."""
+        return SubEpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
 class SubEpisodeReplay:
@@ -112,5 +116,5 @@ class SubEpisodeReplay:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.cursor = int(state["size"]), int(state["cursor"])
         for name in self._ARRAYS:
-            getattr(self, name)[: self.size] = state[name].numpy()
+            getattr(self, name)[: self.size] = state[name].cpu().numpy()
         self.rng.bit_generator.state = state["rng"]

@@ -21,13 +21,14 @@ from msol.baselines.trust_pcl.replay import SubEpisodeReplay
 class TrustPCLTrainer:
     """Owns the learner, the replay buffer and the env stream; ``iteration()`` is one training step."""
 
-    def __init__(self, env: gym.Env, config: TrustPCLConfig, seed: int = 0) -> None:
+    def __init__(self, env: gym.Env, config: TrustPCLConfig, seed: int = 0, device: torch.device | str = "cpu"
+                 ) -> None:
         torch.manual_seed(seed)
         self.config = config
         space = env.action_space
         discrete = isinstance(space, gym.spaces.Discrete)
         obs_dim = int(np.prod(env.observation_space.shape))
-        self.agent = TrustPCL(obs_dim, space, config)
+        self.agent = TrustPCL(obs_dim, space, config, device)
         self.replay = SubEpisodeReplay(config.replay_size, config.collect_steps, obs_dim,
                                        () if discrete else space.shape, discrete, config.recency, seed=seed)
         self.collector = SubEpisodeCollector(env, seed=seed, history=config.kl_episodes)

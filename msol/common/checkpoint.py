@@ -117,9 +117,9 @@ def content_digest(state: Any) -> str:
 
 def _feed(digest: Any, value: Any, where: str) -> None:
     if torch.is_tensor(value):
-        tensor = value.detach().cpu().contiguous()
+        tensor = value.detach().contiguous()
         digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
     elif isinstance(value, Mapping):
         digest.update(f"D{len(value)}".encode())
         for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):

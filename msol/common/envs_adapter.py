@@ -28,18 +28,22 @@ class StepOut:
     final_obs: np.ndarray | None              # rows valid where ``terminated | truncated``
     episode_returns: list[tuple[int, float]]  # (env index, undiscounted return) of episodes that just ended
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(reward, terminated, truncated)`` as tensors of torch's default dtype, the form rollout storages keep."""
-        return (torch.as_tensor(self.reward, dtype=torch.get_default_dtype()),
-                torch.as_tensor(self.terminated, dtype=torch.get_default_dtype()),
-                torch.as_tensor(self.truncated, dtype=torch.get_default_dtype()))
+    def tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(reward, terminated, truncated)`` on ``device`` in torch's default dtype, the form rollout storages
+        keep."""
+        dtype = torch.get_default_dtype()
+        return (torch.as_tensor(self.reward, dtype=dtype, device=device),
+                torch.as_tensor(self.terminated, dtype=dtype, device=device),
+                torch.as_tensor(self.truncated, dtype=dtype, device=device))
 
-    def truncated_final_obs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(env indices, their final observations)`` of time-limit cuts (to bootstrap from), or ``None``."""
+    def truncated_final_obs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(env indices, their final observations)`` of time-limit cuts (to bootstrap from) on ``device``, or
+        ``None``."""
         if not self.truncated.any():
             return None
         idx = np.flatnonzero(self.truncated)
-        return torch.as_tensor(idx), torch.as_tensor(self.final_obs[idx], dtype=torch.get_default_dtype())
+        return (torch.as_tensor(idx, device=device),
+                torch.as_tensor(self.final_obs[idx], dtype=torch.get_default_dtype(), device=device))
 
 
 def resolve_tasks(spec: Any, all_tasks: Sequence[str]) -> list[str]:
@@ -112,10 +116,10 @@ class MultitaskEnv:
             self.vec.set_slot_task(slot, task)
 
     def get_state(self) -> dict[str, torch.Tensor]:
-        """Every array of the env (numpy backends): enough to continue bit-for-bit after a resume."""
+        """Every array of the env (numpy backends, so CPU tensors): enough to continue bit-for-bit after a resume."""
         if not self.exact_state:
             return {}
-        return {k: torch.as_tensor(v.copy()) for k, v in _arrays(self.vec, "").items()}
+        return {k: torch.as_tensor(v.copy(), device="cpu") for k, v in _arrays(self.vec, "").items()}
 
     def set_state(self, state: dict[str, torch.Tensor]) -> None:
         """Restore :meth:`get_state`; gym-backed envs (MuJoCo) cannot be restored and restart their episodes."""
@@ -123,7 +127,7 @@ class MultitaskEnv:
             return
         for key, value in state.items():
             owner, name = _resolve(self.vec, key)
-            getattr(owner, name)[...] = value.numpy()
+            getattr(owner, name)[...] = value.cpu().numpy()
         self.vec._needs_reset = False
 
     @property

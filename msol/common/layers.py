@@ -22,14 +22,15 @@ Generators = "list[torch.Generator | None]"  # one per member; None: torch's glo
 
 
 def orthogonal(rows: int, cols: int, gain: float, generator: torch.Generator | None) -> torch.Tensor:
-    """An orthogonal ``[rows, cols]`` matrix scaled by ``gain``, drawn from ``generator``."""
-    return nn.init.orthogonal_(torch.empty(rows, cols), gain, generator=generator)
+    """An orthogonal ``[rows, cols]`` matrix scaled by ``gain``, drawn from ``generator`` on the CPU (the members'
+    generators are CPU generators, ``msol.common.device``); copying it into a layer moves it to the layer's device."""
+    return nn.init.orthogonal_(torch.empty(rows, cols, device="cpu"), gain, generator=generator)
 
 
 @functools.lru_cache(maxsize=64)
-def member_rows(members: int, rows: int) -> torch.Tensor:
+def member_rows(members: int, rows: int, device: torch.device) -> torch.Tensor:
     """The member of each of ``rows`` rows (``members`` equal member-major blocks); cached, never written to."""
-    return torch.arange(members).repeat_interleave(rows // members)
+    return torch.arange(members, device=device).repeat_interleave(rows // members)
 
 
 class MemberLinear(nn.Module):
@@ -43,7 +44,7 @@ class MemberLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.stack([orthogonal(out_features, in_features, gain, g) for g in generators]))
-        self.bias = nn.Parameter(torch.zeros(len(generators), out_features))
+        self.bias = nn.Parameter(torch.zeros(len(generators), out_features, device=self.weight.device))
 
     @property
     def members(self) -> int:
@@ -78,8 +79,8 @@ class SlotLinear(nn.Module):
         self.num_slots, self.in_features, self.out_features = num_slots, in_features, out_features
         self.gain = gain
         members = len(generators)
-        self.weight = nn.Parameter(torch.empty(members, in_features, num_slots, out_features))
-        self.bias = nn.Parameter(torch.empty(members, num_slots, out_features))
+        self.weight = nn.Parameter(torch.empty(members, in_features, num_slots, out_features, device="cpu"))
+        self.bias = nn.Parameter(torch.empty(members, num_slots, out_features, device="cpu"))
         for slot in range(num_slots):
             self.reset_slot(slot, generators)
 

@@ -32,7 +32,8 @@ class MemberAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:  # type: ignore[override]
         """One Adam step for the members where ``active`` (``[members]`` bool; default all)."""
-        on = torch.ones(self.members, dtype=torch.bool) if active is None else active
+        device = self.param_groups[0]["params"][0].device
+        on = torch.ones(self.members, dtype=torch.bool, device=device) if active is None else active
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -40,7 +41,7 @@ class MemberAdam(torch.optim.Optimizer):
                     continue
                 state = self.state[p]
                 if not state:
-                    state["step"] = torch.zeros(self.members, dtype=torch.float64)
+                    state["step"] = torch.zeros(self.members, dtype=torch.float64, device=p.device)
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += on

@@ -22,8 +22,8 @@ _OPTION_COLOURS = plt.get_cmap("tab10")
 _PRIMITIVE_COLOUR = (0.55, 0.55, 0.55)
 
 
-# (observations of every map cell [C, obs_dim], task slot) -> (option the master picks on each cell [C], probability
-# that this option terminates there [C], or None for options without learned terminations)
+# (observations of every map cell [C, obs_dim] on the CPU, task slot) -> (option the master picks on each cell [C],
+# probability that this option terminates there [C], or None for options without learned terminations)
 ChooseOptions = Callable[[torch.Tensor, int], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -62,7 +62,7 @@ def plot_option_map(env, path: Path, choose: ChooseOptions, num_options: int, nu
     panels = task_slots(list(env.slot_tasks))
     slots = list(panels.values())
     locations = env.grid_locations() if hasattr(env, "grid_locations") else {}
-    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    obs_t = torch.as_tensor(obs, dtype=torch.float32, device="cpu")  # a chooser moves it to its networks
     fig, axes = plt.subplots(2, len(slots), figsize=(max(2.2 * len(slots), 6.0), 4.6), squeeze=False)
     has_terminations = False
     for col, slot in enumerate(slots):

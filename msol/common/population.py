@@ -149,7 +149,7 @@ def pad_to_member_blocks(rows: torch.Tensor, per_member: int, members: int, *val
     counts = torch.bincount(member, minlength=members)
     width = int(counts.max())
     starts = torch.cumsum(counts, 0) - counts
-    where = member * width + torch.arange(rows.shape[0]) - starts[member]
+    where = member * width + torch.arange(rows.shape[0], device=rows.device) - starts[member]
     padded = []
     for value in values:
         out = value.new_zeros(members * width, *value.shape[1:])
@@ -159,11 +159,13 @@ def pad_to_member_blocks(rows: torch.Tensor, per_member: int, members: int, *val
 
 
 def member_uniforms(generators: Sequence[torch.Generator | None], rows: int, columns: int,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
     """Uniforms ``[rows, columns]`` for ``rows`` in equal member-major blocks: member ``k``'s block from
-    ``generators[k]``, so a member draws exactly what a single run of its seed draws."""
+    ``generators[k]``, so a member draws exactly what a single run of its seed draws (drawn on the CPU, where the
+    generators are, then moved to ``device``)."""
     per_member = rows // len(generators)
-    return torch.cat([torch.rand(per_member, columns, generator=g, dtype=dtype) for g in generators])
+    return torch.cat([torch.rand(per_member, columns, generator=g, dtype=dtype, device="cpu")
+                      for g in generators]).to(device)
 
 
 def categorical_draw(log_probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

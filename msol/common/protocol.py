@@ -238,26 +238,29 @@ def mean_stats(stats: list[dict[str, float]]) -> dict[str, float]:
 
 @torch.no_grad()
 def evaluate_episodes(
-    env: MultitaskEnv, *, seed: int, slot_tasks: list[str], act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    env: MultitaskEnv, *, seed: int, slot_tasks: list[str], act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: torch.device,
 ) -> dict[str, float]:
     """One episode in every env of ``env`` (slots set to ``slot_tasks``); mean returns overall and per task.
 
-    ``act(obs, first) -> actions`` is the agent's step for all envs at once; it keeps its own per-env state
-    (current option, macro-step counter ...) and must start fresh where ``first`` is 1.
+    ``act(obs, first) -> actions`` is the agent's step for all envs at once (``obs`` and ``first`` on ``device``);
+    it keeps its own per-env state (current option, macro-step counter ...) and must start fresh where ``first``
+    is 1.
     """
+    dtype = torch.get_default_dtype()
     env.set_slot_tasks(slot_tasks)
-    obs = torch.as_tensor(env.reset(seed=seed), dtype=torch.get_default_dtype())
+    obs = torch.as_tensor(env.reset(seed=seed), dtype=dtype, device=device)
     n = env.num_envs
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
-    first = torch.ones(n)
+    first = torch.ones(n, device=device)
     while not done.all():
-        out = env.step(act(obs, first).numpy())
+        out = env.step(act(obs, first).cpu().numpy())
         returns += np.where(done, 0.0, out.reward)
         lengths += ~done
         done |= out.terminated | out.truncated
-        obs = torch.as_tensor(out.obs, dtype=torch.get_default_dtype())
-        first = torch.as_tensor(out.terminated | out.truncated, dtype=torch.get_default_dtype())
+        obs = torch.as_tensor(out.obs, dtype=dtype, device=device)
+        first = torch.as_tensor(out.terminated | out.truncated, dtype=dtype, device=device)
     row = {"return/mean": float(returns.mean()), "episode_length": float(lengths.mean())}
     tasks = np.asarray([env.slot_tasks[s] for s in env.slot_of_env])
     for task in sorted(set(tasks.tolist())):

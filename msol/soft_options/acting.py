@@ -36,7 +36,8 @@ def act(
     termination and intra-option policies (the authors' code does this with frozen options); ``greedy_master`` the
     argmax of the master too (the authors' test episodes: both on).
     """
-    u, eps = step_noise(generators, obs.shape[0], policy.action_dim if policy.continuous else 0, obs.dtype)
+    u, eps = step_noise(generators, obs.shape[0], policy.action_dim if policy.continuous else 0, obs.dtype,
+                        obs.device)
     trunk = policy.trunk(obs)
     f_prev, f_prev_prior = policy.option_features(trunk, z_prev)
     term_logits, _ = policy.termination_logits(f_prev, f_prev_prior, slot, z_prev, with_prior=False)
@@ -68,15 +69,17 @@ def act(
                 value=policy.value_of(trunk, z_prev, slot, f_prev))
 
 
-def step_noise(generators: Generators, rows: int, action_dim: int, dtype: torch.dtype
+def step_noise(generators: Generators, rows: int, action_dim: int, dtype: torch.dtype, device: torch.device
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Uniforms ``[rows, 3]`` (termination, master, discrete action) and, for ``action_dim`` > 0, standard normals
-    ``[rows, action_dim]`` (continuous action): member ``k``'s block of rows from ``generators[k]``."""
-    u = member_uniforms(generators, rows, 3, dtype)
+    ``[rows, action_dim]`` (continuous action): member ``k``'s block of rows from ``generators[k]``, drawn on the CPU
+    and moved to ``device``."""
+    u = member_uniforms(generators, rows, 3, dtype, device)
     if not action_dim:
         return u, None
     per_member = rows // len(generators)
-    return u, torch.cat([torch.randn(per_member, action_dim, generator=g, dtype=dtype) for g in generators])
+    return u, torch.cat([torch.randn(per_member, action_dim, generator=g, dtype=dtype, device="cpu")
+                         for g in generators]).to(device)
 
 
 def _pick(log_probs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ def option_layer_stats(policy: HierarchicalPolicy, obs: torch.Tensor, slot: torc
     probs = policy.master_logits(trunk, slot).softmax(-1)[:, :m]
     row_tasks = [slot_tasks[s] for s in slot.tolist()]
     names = sorted(set(row_tasks))
-    task = torch.tensor([names.index(t) for t in row_tasks])
+    task = torch.tensor([names.index(t) for t in row_tasks], device=slot.device)
     counts = torch.bincount(task, minlength=len(names)).clamp_min(1).unsqueeze(1).to(probs.dtype)
     by_task = probs.new_zeros(len(names), m).index_add_(0, task, probs) / counts
     stats["master/task_spread"] = (by_task.max(0).values - by_task.min(0).values).max().item()

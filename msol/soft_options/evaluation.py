@@ -24,9 +24,10 @@ def evaluate_slots(
     ``slot_tasks`` (default: the env's current ones) must match the training slots' tasks, because each slot's
     master and posteriors were trained for the task of that slot.
     """
-    slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
-    z_prev = torch.zeros(env.num_envs, dtype=torch.long)
-    prev_action = torch.full((env.num_envs,), -1, dtype=torch.long)
+    device = policy.device
+    slot = torch.as_tensor(env.slot_of_env, dtype=torch.long, device=device)
+    z_prev = torch.zeros(env.num_envs, dtype=torch.long, device=device)
+    prev_action = torch.full((env.num_envs,), -1, dtype=torch.long, device=device)
 
     def step(obs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         nonlocal z_prev, prev_action
@@ -39,4 +40,4 @@ def evaluate_slots(
         return chosen.action
 
     tasks = list(env.slot_tasks) if slot_tasks is None else slot_tasks
-    return evaluate_episodes(env, seed=seed, slot_tasks=tasks, act=step)
+    return evaluate_episodes(env, seed=seed, slot_tasks=tasks, act=step, device=device)

@@ -33,16 +33,17 @@ def plot_options(policy: HierarchicalPolicy, env, path: Path, posteriors: bool =
     encoder_inputs = policy.encoder.trunk[0].in_features
 
     def choose(obs: torch.Tensor, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        obs = obs.to(policy.device)
         pad = encoder_inputs - obs.shape[1]
         if pad > 0:  # the policy also reads the previous action (DISTRAL(+action)): none, all zeros
-            obs = torch.cat([obs, torch.zeros(obs.shape[0], pad)], dim=1)
-        s = torch.full((obs.shape[0],), slot, dtype=torch.long)
+            obs = torch.cat([obs, obs.new_zeros(obs.shape[0], pad)], dim=1)
+        s = torch.full((obs.shape[0],), slot, dtype=torch.long, device=obs.device)
         trunk = policy.trunk(obs)
         choice = policy.master_logits(trunk, s).argmax(-1)
         # termination probability of the option the master would pick: where does that option end?
         f, fp = policy.option_features(trunk, choice)
         term, _ = policy.termination_logits(f, fp, s)
-        return choice.numpy(), term.softmax(-1)[:, 1].numpy()
+        return choice.cpu().numpy(), term.softmax(-1)[:, 1].cpu().numpy()
 
     drawn = plot_option_map(env, path, choose, policy.num_options, policy.num_primitives)
     if drawn is None and option_probe(env.env_id) is not None and not policy.continuous:  # no grid: option paths

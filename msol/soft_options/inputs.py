@@ -13,7 +13,7 @@ def policy_input(obs: torch.Tensor, prev_action: torch.Tensor | None, num_action
     """
     if prev_action is None:
         return obs
-    onehot = torch.zeros(obs.shape[0], num_actions, dtype=obs.dtype)
+    onehot = obs.new_zeros(obs.shape[0], num_actions)
     valid = prev_action >= 0
     onehot[valid, prev_action[valid]] = 1.0
     return torch.cat([obs, onehot], dim=-1)

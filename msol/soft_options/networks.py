@@ -95,7 +95,7 @@ def option_features(pre: torch.Tensor, table: torch.Tensor, option: torch.Tensor
     index = option.clamp(max=entries - 1)
     if members == 1:
         return F.relu(pre + table[0][index])
-    index = index + member_rows(members, option.shape[0]) * entries
+    index = index + member_rows(members, option.shape[0], option.device) * entries
     return F.relu(pre + table.flatten(0, 1)[index])
 
 
@@ -201,6 +201,10 @@ class HierarchicalPolicy(nn.Module):
     def members(self) -> int:
         return self.master.members
 
+    @property
+    def device(self) -> torch.device:
+        return self.master.weight.device
+
     # ------------------------------------------------------------------ members
     def member(self, index: int) -> HierarchicalPolicy:
         """A population-of-one copy of member ``index`` (its own tensors): what evaluation, figures and probes use."""
@@ -282,7 +286,7 @@ class HierarchicalPolicy(nn.Module):
         post = prior if self.frozen_posteriors else self.termination(f_prev, slot)
         if self.num_primitives and z_prev is not None:
             primitive = (z_prev >= self.num_options).unsqueeze(-1)
-            always_end = torch.tensor([_NEVER, 0.0], dtype=post.dtype)
+            always_end = torch.tensor([_NEVER, 0.0], dtype=post.dtype, device=post.device)
             post = torch.where(primitive, always_end, post)
             prior = None if prior is None else torch.where(primitive, always_end, prior)
         return post, prior if with_prior else None
@@ -313,7 +317,7 @@ class HierarchicalPolicy(nn.Module):
         if not self.continuous:
             return (Categorical(logits=post_out, validate_args=False),
                     Categorical(logits=prior_out, validate_args=False) if with_prior else None)
-        member = member_rows(self.members, option.shape[0])
+        member = member_rows(self.members, option.shape[0], option.device)
         prior_std = self.prior_log_std[member, option].exp()
         post_std = prior_std if self.frozen_posteriors else self.intra_log_std[member, slot, option].exp()
         return diagonal_gaussian(post_out, post_std), diagonal_gaussian(prior_out, prior_std) if with_prior else None

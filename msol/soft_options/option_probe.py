@@ -21,18 +21,18 @@ def moving_bandits_option_paths(policy: HierarchicalPolicy, layouts: int = 64, s
     ``(paths [m, layouts, steps+1, 2], goals [layouts, 2, 2])``."""
 
     def choose(obs: np.ndarray, option: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=policy.device)
         if policy.encoder.trunk[0].in_features != obs_t.shape[1]:  # previous-action input: none at this probe
             pad = policy.encoder.trunk[0].in_features - obs_t.shape[1]
-            obs_t = torch.cat([obs_t, torch.zeros(obs_t.shape[0], pad)], dim=1)
-        z = torch.as_tensor(option)
+            obs_t = torch.cat([obs_t, obs_t.new_zeros(obs_t.shape[0], pad)], dim=1)
+        z = torch.as_tensor(option, device=policy.device)
         f, f_prior = policy.option_features(policy.trunk(obs_t), z)
         if slot is None:
             logits = policy.prior_intra(f_prior)
         else:
             q_L, _ = policy.action_dists(f, f_prior, torch.full_like(z, slot), z, with_prior=False)
             logits = q_L.logits
-        return logits.argmax(-1).numpy()
+        return logits.argmax(-1).cpu().numpy()
 
     return moving_bandits.follow_options(choose, policy.num_options, layouts=layouts, steps=steps, seed=seed)
 

@@ -33,9 +33,9 @@ class Rollout:
 
     @classmethod
     def allocate(cls, steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...],
-                 continuous: bool) -> Rollout:
+                 continuous: bool, device: torch.device) -> Rollout:
         def zeros(*shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
-            return torch.zeros(steps, num_envs, *shape, dtype=dtype)
+            return torch.zeros(steps, num_envs, *shape, dtype=dtype, device=device)
 
         return cls(
             obs=zeros(obs_dim),

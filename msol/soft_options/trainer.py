@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from msol.common.algorithms import register_algorithm
+from msol.common.device import build_on_cpu, learner_device
 from msol.common.envs_adapter import MultitaskEnv
 from msol.common.layers import Generators
 from msol.common.numerics import check_finite, check_finite_grads
@@ -67,18 +68,20 @@ class MSOLLearner(MemberRecords):
         self.budget_scale = float(cfg.budget_scale)
         self.cfg, self.spec = cfg, spec
         self.policy, self.env = policy, env
+        self.device = policy.device
         self.generators = list(generators)
         self.members = len(self.generators)
         self.transfer = spec.name == "transfer"
         self.scratch = spec.name == "scratch"  # flat learner from scratch: β = 0, no prior to distil
         self.num_envs = env.num_envs
-        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long)
+        self.slot = torch.as_tensor(env.slot_of_env, dtype=torch.long, device=self.device)
         self.flat_slot = member_major(self.slot.expand(int(self.a.n_steps), -1), self.members)  # of storage.flat
         self.continuous = policy.continuous
         self.n_steps = int(self.a.n_steps)
         self.observe_prev_action = bool(self.a.observe_prev_action)
         input_dim = env.obs_dim + (env.action_dim if self.observe_prev_action else 0)
-        self.storage = Rollout.allocate(self.n_steps, self.num_envs, input_dim, env.action_shape, self.continuous)
+        self.storage = Rollout.allocate(self.n_steps, self.num_envs, input_dim, env.action_shape, self.continuous,
+                                        self.device)
         self.optimizer = self._make_optimizer()
         # Per-slot parameters and their slot dimension: zeroed in the optimizer state when their slot is reset.
         heads = (policy.master, policy.value, policy.intra, policy.termination)
@@ -87,10 +90,11 @@ class MSOLLearner(MemberRecords):
         if self.continuous:
             self.slot_params.append((policy.intra_log_std, 1))
         self.frames = 0  # frames per task done in this phase
-        self.obs = torch.zeros(self.num_envs, env.obs_dim)
-        self.z_prev = torch.zeros(self.num_envs, dtype=torch.long)
-        self.first = torch.ones(self.num_envs)
-        self.prev_action = torch.full((self.num_envs,), -1, dtype=torch.long)  # read only with observe_prev_action
+        self.obs = torch.zeros(self.num_envs, env.obs_dim, device=self.device)
+        self.z_prev = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.first = torch.ones(self.num_envs, device=self.device)
+        # Read only with observe_prev_action.
+        self.prev_action = torch.full((self.num_envs,), -1, dtype=torch.long, device=self.device)
         MemberRecords.__init__(self, self.members)
         self.slot_resets_done = np.zeros(spec.num_slots, dtype=np.int64)
 
@@ -123,9 +127,13 @@ class MSOLLearner(MemberRecords):
     # ------------------------------------------------------------------ collect
     def start(self, seeds: list[int]) -> None:
         obs = self.env.reset(seeds)
-        self.obs = torch.as_tensor(obs, dtype=torch.get_default_dtype())
-        self.first = torch.ones(self.num_envs)
+        self.obs = self._tensor(obs)
+        self.first = torch.ones(self.num_envs, device=self.device)
         self.prev_action.fill_(-1)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """An env array on the learner's device, in torch's default dtype."""
+        return torch.as_tensor(array, dtype=torch.get_default_dtype(), device=self.device)
 
     def _input(self, obs: torch.Tensor, prev_action: torch.Tensor) -> torch.Tensor:
         return policy_input(obs, prev_action if self.observe_prev_action else None, self.env.action_dim)
@@ -144,20 +152,20 @@ class MSOLLearner(MemberRecords):
             st.obs[t] = x  # stored before stepping: envs may recycle their observation buffers
             step = act(self.policy, x, self.z_prev, self.first, self.slot, generators=self.generators,
                        greedy_options=greedy)
-            out = self.env.step(step.action.numpy())
+            out = self.env.step(step.action.cpu().numpy())
             st.z_prev[t], st.z[t], st.b[t] = self.z_prev, step.z, step.b.float()
             st.action[t], st.first[t], st.z_hat_switch[t] = step.action, self.first, step.z_hat_switch
             st.old_logp[t], st.old_value[t] = step.logp, step.value
-            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors()
+            st.reward[t], st.terminated[t], st.truncated[t] = out.tensors(self.device)
             st.bootstrap[t] = 0.0
-            if (cut := out.truncated_final_obs()) is not None:
+            if (cut := out.truncated_final_obs(self.device)) is not None:
                 idx, final = cut
                 final = self._input(final, step.action[idx]) if self.observe_prev_action else final
                 st.bootstrap[t, idx] = self._values_at(idx, final, step.z[idx])
             for env_index, ret in out.episode_returns:
                 self.episodes[self.env.member_of(env_index)].append((int(self.slot[env_index]), ret))
-            done = torch.as_tensor(out.terminated | out.truncated, dtype=torch.get_default_dtype())
-            self.obs = torch.as_tensor(out.obs, dtype=torch.get_default_dtype())
+            done = self._tensor(out.terminated | out.truncated)
+            self.obs = self._tensor(out.obs)
             self.z_prev, self.first = step.z, done
             if self.observe_prev_action:
                 self.prev_action = torch.where(done > 0, -1, step.action)
@@ -226,8 +234,8 @@ class MSOLLearner(MemberRecords):
                 adv = member_major(adv, self.members)
                 returns = adv + flat.old_value
             # Each member's minibatches from its own permutation of its own rows, member-major like every batch.
-            chunks = [(torch.randperm(rows, generator=g) + k * rows).chunk(int(self.a.ppo_minibatches))
-                      for k, g in enumerate(self.generators)]
+            chunks = [(torch.randperm(rows, generator=g, device="cpu") + k * rows).to(self.device)
+                      .chunk(int(self.a.ppo_minibatches)) for k, g in enumerate(self.generators)]
             for idx in (torch.cat(parts) for parts in zip(*chunks, strict=True)):
                 mb = flat.index(idx)
                 ev = rollout_terms(self.policy, mb, slot[idx], fixed_termination_prior=fixed_prior)
@@ -268,7 +276,7 @@ class MSOLLearner(MemberRecords):
                 task = draw_slot_task(list(self.spec.tasks), env.slot_tasks, int(slot), str(self.a.slot_task_draw),
                                       self.generators[member])
                 env_idx, obs = self.env.assign_task(member, int(slot), task)
-                self.obs[env_idx] = torch.as_tensor(obs, dtype=torch.get_default_dtype())
+                self.obs[env_idx] = self._tensor(obs)
                 self.first[env_idx] = 1.0
                 self.prev_action[env_idx] = -1
 
@@ -320,7 +328,7 @@ class MSOLLearner(MemberRecords):
         rows = []
         obs = self.storage.obs.view(self.n_steps, self.members, -1, self.storage.obs.shape[-1])
         for member, env in enumerate(self.env.members):
-            slot = torch.as_tensor(env.slot_of_env, dtype=torch.long).repeat(self.n_steps)
+            slot = torch.as_tensor(env.slot_of_env, dtype=torch.long, device=self.device).repeat(self.n_steps)
             rows.append({**mean_stats(self.update_stats[member]), **episode_row(self.episodes[member], env.slot_tasks),
                          **option_layer_stats(self.policy.member(member), obs[:, member].flatten(0, 1), slot,
                                               env.slot_tasks)})
@@ -334,7 +342,7 @@ class MSOLLearner(MemberRecords):
                 "optimizer": optimizer_member_state(self.optimizer, member), "frames": self.frames,
                 "obs": self.obs[rows].clone(), "z_prev": self.z_prev[rows].clone(), "first": self.first[rows].clone(),
                 "prev_action": self.prev_action[rows].clone(),
-                "slot_resets_done": torch.as_tensor(self.slot_resets_done),
+                "slot_resets_done": torch.as_tensor(self.slot_resets_done, device="cpu"),
                 "env": self.env.members[member].get_state()}
 
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
@@ -344,11 +352,11 @@ class MSOLLearner(MemberRecords):
             self.env.members[member].set_state(state["env"])
         load_optimizer_members(self.optimizer, [s["optimizer"] for s in states])
         self.frames = int(states[0]["frames"])
-        self.obs = torch.cat([s["obs"] for s in states])
-        self.z_prev = torch.cat([s["z_prev"] for s in states])
-        self.first = torch.cat([s["first"] for s in states])
-        self.prev_action = torch.cat([s["prev_action"] for s in states])
-        self.slot_resets_done = states[0]["slot_resets_done"].numpy().astype(np.int64)
+        self.obs = torch.cat([s["obs"] for s in states]).to(self.device)
+        self.z_prev = torch.cat([s["z_prev"] for s in states]).to(self.device)
+        self.first = torch.cat([s["first"] for s in states]).to(self.device)
+        self.prev_action = torch.cat([s["prev_action"] for s in states]).to(self.device)
+        self.slot_resets_done = states[0]["slot_resets_done"].cpu().numpy().astype(np.int64)
 
     def model_state(self, member: int) -> dict[str, torch.Tensor]:
         return self.policy.member(member).state_dict()
@@ -389,15 +397,20 @@ def make_msol_phase(cfg: DictConfig, spec: PhaseSpec, env: PopulationEnv, previo
     """Option learning and "scratch": a fresh policy. Transfer: the learned encoder and priors, frozen, with
     posteriors starting from them (when resuming straight into transfer the checkpoint brings the weights)."""
     if spec.name in ("options", "scratch"):
-        policy = _make_policy(cfg, env, spec.num_slots, generators=generators)
+        policy = build_on_cpu(lambda: _make_policy(cfg, env, spec.num_slots, generators=generators),
+                              learner_device(cfg))
     else:
-        source = previous.policy if previous is not None else \
-            _make_policy(cfg, env, int(cfg.algo.num_slots), generators=generators)
-        policy = _transfer_policy(cfg, source, env, spec.num_slots, generators)
+        def transfer_policy() -> HierarchicalPolicy:
+            source = previous.policy if previous is not None else \
+                _make_policy(cfg, env, int(cfg.algo.num_slots), generators=generators)
+            return _transfer_policy(cfg, source, env, spec.num_slots, generators)
+
+        policy = build_on_cpu(transfer_policy, learner_device(cfg))
     return MSOLLearner(cfg, spec, policy, env, generators)
 
 
-@register_algorithm("msol", action_spaces=("discrete", "continuous"), populations=True, settings=SoftOptionsSettings,
+@register_algorithm("msol", action_spaces=("discrete", "continuous"), devices=("cpu", "cuda"), populations=True,
+                    settings=SoftOptionsSettings,
                     description="Multitask Soft Option Learning (soft options fine-tuned after transfer)")
 def train_msol(cfg: DictConfig, runs: list[Run]) -> list[dict[str, float]]:
     """Option learning (with regular task-slot resets) then transfer, in the shared protocol loop; every member of
@@ -415,5 +428,5 @@ for _name, _spaces, _description in (
     ("hard_options", ("discrete", "continuous"), "options used as fixed (hard) options after transfer"),
     ("hard_options_primitives", ("discrete",), "hard options plus the primitive actions as one-step options"),
 ):
-    register_algorithm(_name, action_spaces=_spaces, description=_description, populations=True,
-                       settings=SoftOptionsSettings)(train_msol)
+    register_algorithm(_name, action_spaces=_spaces, description=_description, devices=("cpu", "cuda"),
+                       populations=True, settings=SoftOptionsSettings)(train_msol)

@@ -58,7 +58,7 @@ def test_evaluate_episodes_runs_exactly_one_episode_per_env():
         firsts.append(first.clone())
         return torch.ones(obs.shape[0], dtype=torch.long)  # never delivers: every episode ends by its time limit
 
-    row = evaluate_episodes(env, seed=1, slot_tasks=["R-G", "B-Y"], act=always_north)
+    row = evaluate_episodes(env, seed=1, slot_tasks=["R-G", "B-Y"], act=always_north, device=torch.device("cpu"))
     assert torch.equal(firsts[0], torch.ones(6))  # the agent is told every env starts fresh
     assert row["episode_length"] == len(firsts)  # all envs end together, each exactly once
     assert set(row) == {"return/mean", "episode_length", "return/R-G", "return/B-Y"}

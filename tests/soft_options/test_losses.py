@@ -23,7 +23,7 @@ def _ev(**overrides):
 
 
 def _batch(b, first):
-    rollout = Rollout.allocate(1, 2, 3, (), continuous=False).flat()
+    rollout = Rollout.allocate(1, 2, 3, (), continuous=False, device=torch.device("cpu")).flat()
     rollout.b = torch.tensor(b, dtype=torch.float32)
     rollout.first = torch.tensor(first, dtype=torch.float32)
     return rollout

@@ -72,7 +72,7 @@ def test_a_member_is_initialised_and_acts_like_a_single_policy_of_its_seed():
 
 def _batch(policy, z_prev, z):
     rows = len(z)
-    b = Rollout.allocate(1, rows, 5, (), continuous=False).flat()
+    b = Rollout.allocate(1, rows, 5, (), continuous=False, device=torch.device("cpu")).flat()
     b.obs = torch.randn(1, 5).expand(rows, 5).clone()
     b.z_prev, b.z = torch.tensor(z_prev), torch.tensor(z)
     b.action = torch.zeros(rows, dtype=torch.long)
