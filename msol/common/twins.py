@@ -17,21 +17,29 @@ from msol.common.config_check import ConfigError
 
 
 def twin_algo(cfg: DictConfig, name: str) -> DictConfig:
-    """``cfg.algo`` with what ``configs/algo/<name>.yaml`` sets on top of ``msol.yaml`` (overrides of the first run
-    are kept)."""
-    path = files("msol.configs") / "algo" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"algo.also_transfer: unknown algorithm {name!r}; valid: algorithms defined on top of "
-                          "configs/algo/msol.yaml, e.g. msol_frozen, hard_options, hard_options_primitives")
-    spec = OmegaConf.create(path.read_text())
-    if list(spec.get("defaults", [])) != ["msol", "_self_"]:
-        raise ConfigError(f"algo.also_transfer: {name} is not defined on top of msol.yaml; only those can transfer "
-                          "from an MSOL run's option learning")
+    """``cfg.algo`` with what ``configs/algo/<name>.yaml`` — and each algorithm between it and ``msol.yaml`` that it
+    is defined on top of (hard_options_primitives → hard_options → msol) — sets (overrides of the first run are
+    kept)."""
+    chain = []
+    current = name
+    while current != "msol":
+        path = files("msol.configs") / "algo" / f"{current}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"algo.also_transfer: unknown algorithm {current!r}; valid: algorithms defined on top "
+                              "of configs/algo/msol.yaml, e.g. msol_frozen, hard_options, hard_options_primitives")
+        spec = OmegaConf.create(path.read_text())
+        defaults = list(spec.get("defaults", []))
+        if len(defaults) != 2 or defaults[1] != "_self_" or not isinstance(defaults[0], str) or len(chain) > 10:
+            raise ConfigError(f"algo.also_transfer: {name} is not defined on top of msol.yaml; only those can "
+                              "transfer from an MSOL run's option learning")
+        chain.append(spec)
+        current = defaults[0]
     algo = cfg.algo.copy()
     with open_dict(algo):
-        for key, value in spec.items():
-            if key != "defaults":
-                algo[key] = value
+        for spec in reversed(chain):  # msol's direct child first, ``name`` last
+            for key, value in spec.items():
+                if key != "defaults":
+                    algo[key] = value
         algo.also_transfer = []
     return algo
 

@@ -29,8 +29,10 @@ SPEC_ROWS = {
     "taxi-moved": ({"msol", "hard_options", "hard_options_primitives", "a2c"}, {"taxi10x10_moved", "taxi_moved"}),
     "swimmer": ({"msol", "distral"}, {"directional_swimmer"}),
 }
-# What a sweep's algo choice runs: algo=msol_and_frozen is MSOL plus MSOL(frozen)'s transfer from its options.
-RUNS_OF_CHOICE = {"msol_and_frozen": {"msol", "msol_frozen"}}
+# What a sweep's algo choice runs: algo=msol_and_frozen is MSOL plus MSOL(frozen)'s transfer from its options,
+# algo=msol_and_hard MSOL plus both hard-option baselines' transfers.
+RUNS_OF_CHOICE = {"msol_and_frozen": {"msol", "msol_frozen"},
+                  "msol_and_hard": {"msol", "hard_options", "hard_options_primitives"}}
 
 
 def _compose(overrides: list[str], hydra: bool = False):

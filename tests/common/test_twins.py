@@ -1,0 +1,50 @@
+"""``algo.also_transfer``: transfers that share another run's option learning (msol/common/twins.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import compose_cfg
+from omegaconf import OmegaConf
+
+from msol.common.config_check import ConfigError
+from msol.common.twins import twin_algo
+
+
+@pytest.mark.parametrize("lead, twin", [("msol_and_frozen", "msol_frozen"), ("msol_and_hard", "hard_options"),
+                                        ("msol_and_hard", "hard_options_primitives")])
+def test_a_twins_algo_config_is_the_one_its_own_run_composes(lead, twin):
+    """Also through a chain of yamls (hard_options_primitives is defined on top of hard_options, itself on msol)."""
+    made = OmegaConf.to_container(twin_algo(compose_cfg(f"algo={lead}"), twin), resolve=True)
+    own = OmegaConf.to_container(compose_cfg(f"algo={twin}").algo, resolve=True)
+    assert made == own
+
+
+@pytest.mark.parametrize("twin, says", [("nope", "unknown algorithm 'nope'"), ("mlsh", "not defined on top of msol")])
+def test_a_twin_that_cannot_share_msols_option_learning_is_refused(twin, says):
+    with pytest.raises(ConfigError, match=says):
+        twin_algo(compose_cfg("algo=msol_and_hard"), twin)
+
+
+def test_msol_and_hard_learns_the_options_once_for_three_transfers(tmp_path):
+    """taxi-moved's ``algo=msol_and_hard``: MSOL, then hard options and hard options + primitives transfer from its
+    option learning (on the moved map), each into the directory a separate run would have."""
+    from msol.train import train
+
+    lead = tmp_path / "taxi_moved" / "msol" / "s0"
+    train(compose_cfg("env=taxi_moved", "algo=msol_and_hard", "budget_scale=0.0005", "env.hparams.num_slots=2",
+                      "env.hparams.envs_per_slot=2", "env.hparams.hidden=[16]", "env.hparams.encoder_output_size=16",
+                      "env.hparams.option_embedding=4", "logger.progress_bar=false", f"run_dir={lead}"))
+    runs = {name: tmp_path / "taxi_moved" / name / "s0" for name in ("msol", "hard_options", "hard_options_primitives")}
+    rows = {}
+    for name, run in runs.items():
+        assert (run / "summary.json").exists(), name
+        rows[name] = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert any(r["phase"] == "transfer/eval" for r in rows[name]), name
+    options = {name: [r.get("return/mean") for r in run if r["phase"].startswith("options")]
+               for name, run in rows.items()}
+    assert options["msol"] and options["hard_options"] == options["msol"] == options["hard_options_primitives"]
+    config = (runs["hard_options_primitives"] / "config.yaml").read_text()
+    assert "name: hard_options_primitives" in config and "primitive_options: true" in config
+    assert f"init_from: {runs['msol']}" in config
