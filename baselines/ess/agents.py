@@ -32,8 +32,9 @@ class StandardizeObs(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: gym.spaces.Box, mean: list[float], std: list[float]) -> None:
         super().__init__(observation_space, features_dim=int(np.prod(observation_space.shape)))
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        # Built on the CPU with the rest of SB3's policy, which moves it to the model's device.
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32, device="cpu"))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32, device="cpu"))
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return (observations.flatten(1) - self.mean) / self.std

@@ -125,14 +125,14 @@ def train_single(cfg: DictConfig, run: Run, visited: VisitedObservations | None 
     if resumed is not None:
         load_agent_state(model, resumed["agent"])
         if visited is not None and "visited" in resumed:
-            visited.restore(resumed["visited"].numpy())
+            visited.restore(resumed["visited"].cpu().numpy())
     eval_seed = int(cfg.seed) + EVAL_SEED_OFFSET
     n_games = int(cfg.algo.eval_games)
 
     def state() -> dict[str, Any]:
         payload = {"agent": agent_state(model), "wall_time_s": run.elapsed()}
         if visited is not None:
-            payload["visited"] = torch.as_tensor(visited.observations)
+            payload["visited"] = torch.as_tensor(visited.observations, device="cpu")
         return payload
 
     total = frame_budget(cfg)
@@ -172,7 +172,8 @@ def _defender_env(cfg: DictConfig) -> ESSDefenderEnv:
     return base
 
 
-@register_algorithm("ess_supervised", action_spaces=("discrete",), settings=ESSSupervisedSettings)
+@register_algorithm("ess_supervised", action_spaces=("discrete",), devices=("cpu", "cuda"),
+                    settings=ESSSupervisedSettings)
 def train_ess_supervised(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """RL defender, then the same network trained to classify the optimal move on the states RL visited."""
     _defender_env(cfg)
@@ -188,7 +189,8 @@ def train_ess_supervised(cfg: DictConfig, run: Run) -> dict[str, Any]:
             | {"frames": int(model.num_timesteps), "objective": _objective(rl_final)})
 
 
-@register_algorithm("ess_multiagent", action_spaces=("discrete",), settings=ESSMultiagentSettings)
+@register_algorithm("ess_multiagent", action_spaces=("discrete",), devices=("cpu", "cuda"),
+                    settings=ESSMultiagentSettings)
 def train_ess_multiagent(cfg: DictConfig, run: Run) -> dict[str, Any]:
     """Attacker and defender trained in alternation against each other's current policy (ESS paper §6)."""
     base = _defender_env(cfg)

@@ -87,18 +87,18 @@ def train_supervised(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     policy = type(rl_model.policy)(rl_model.observation_space, rl_model.action_space, lambda _: lr,
-                                   **rl_model.policy_kwargs)
+                                   **rl_model.policy_kwargs).to(rl_model.device)
     rl_stats = {k: v for k, v in rl_model.policy.state_dict().items()
                 if "features_extractor." in k and k.endswith((".mean", ".std"))}
     policy.load_state_dict(rl_stats, strict=False)  # the same input standardisation as the RL agent
-    perm = torch.randperm(len(x), generator=generator).numpy()
+    perm = torch.randperm(len(x), generator=generator, device="cpu").numpy()
     n_val = int(len(x) * validation_fraction)
     val, train = perm[:n_val], perm[n_val:]
-    x_t, y_t = torch.as_tensor(x), torch.as_tensor(y)
+    x_t, y_t = torch.as_tensor(x, device=rl_model.device), torch.as_tensor(y, device=rl_model.device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     policy.set_training_mode(True)
     for _ in range(epochs):
-        order = train[torch.randperm(len(train), generator=generator).numpy()]
+        order = train[torch.randperm(len(train), generator=generator, device="cpu").numpy()]
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             loss = torch.nn.functional.cross_entropy(_action_logits(policy, x_t[idx]), y_t[idx])

@@ -44,8 +44,8 @@ def test_an_entry_point_plugin_registers_and_trains_through_the_entry(tmp_path):
                WANDB_MODE="disabled")
     run_dir = tmp_path / "run"
 
-    def train(algo: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "msol.train", "env=moving_bandits", f"algo={algo}",
+    def train(algo: str, *overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "msol.train", "env=moving_bandits", f"algo={algo}", *overrides,
                                f"hydra.searchpath=[file://{root / 'their_conf'}]", f"run_dir={run_dir}",
                                "logger.progress_bar=false"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -54,6 +54,10 @@ def test_an_entry_point_plugin_registers_and_trains_through_the_entry(tmp_path):
     assert typo.returncode == 2 and not run_dir.exists()
     assert typo.stderr.strip().splitlines() == [typo.stderr.strip()]  # one line, naming theirs among the valid
     assert "unknown algo 'constant_gues'; valid: a2c, constant_guess, " in typo.stderr
+    on_gpu = train("constant_guess", "device=cuda")  # registered without devices=: it trains on the CPU only
+    assert on_gpu.returncode == 2 and not run_dir.exists()
+    assert on_gpu.stderr.strip() == ("msol.train: error: device=cuda: algo=constant_guess trains on the CPU only; "
+                                     "valid: cpu")
     result = train("constant_guess")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run_dir / "summary.json").read_text())["objective"] == 2.5

@@ -24,8 +24,11 @@ from msol.train import train
 _TINY_MSOL = ["env.hparams.hidden=[16]", "env.hparams.encoder_output_size=16", "env.hparams.option_embedding=4",
               "env.hparams.envs_per_slot=2", "env.hparams.num_slots=2"]
 
+_SMALL_ESS = ["env.kwargs.K=5", "env.kwargs.potential=0.95", "env.hparams.log_interval_frames_per_task=200",
+              "env.hparams.eval_interval_frames_per_task=400", "algo.eval_games=20", "algo.obs_stats_steps=200"]
+
 # One short run per learner and per path through it (PPO, continuous actions, the previous action as input,
-# primitives as options, a population, transfer with frozen options).
+# primitives as options, a population, transfer with frozen options; the ESS agents, which stable-baselines3 places).
 RUNS = {
     "msol-a2c": ["env=moving_bandits", "algo=msol", "budget_scale=0.002", *_TINY_MSOL],
     "msol-ppo-taxi": ["env=taxi", "algo=msol", "algo.loss=ppo", "algo.ppo_minibatches=2", "algo.ppo_epochs=2",
@@ -39,6 +42,11 @@ RUNS = {
     "mlsh": ["env=moving_bandits", "algo=mlsh", "budget_scale=0.0005", "population=2"],
     "option_critic": ["env=moving_bandits", "algo=option_critic", "budget_scale=0.0003"],
     "trust_pcl": ["env=acrobot", "algo=trust_pcl", "budget_scale=0.002"],
+    "sb3_ppo": ["env=ess_defender", "algo=sb3_ppo", "algo.total_frames=400", *_SMALL_ESS],
+    "ess_supervised": ["env=ess_defender", "algo=ess_supervised", "algo.total_frames=400",
+                       "algo.supervised.epochs=2", *_SMALL_ESS],
+    "ess_multiagent": ["env=ess_defender", "algo=ess_multiagent", "algo.rounds=2", "algo.total_frames=400",
+                       *_SMALL_ESS],
 }
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -53,8 +53,6 @@ CASES = [
     (["algo.phases=[options,bogus]"], ["algo.phases=", "bogus", "options, transfer, scratch"]),
     (["device=tpu"], ["device='tpu'", "cpu, cuda"]),
     (["device=cuda"], ["device=cuda", "no usable CUDA device here", "valid here: cpu"]),
-    (["env=ess_defender", "algo=ess_supervised", "device=cuda"],
-     ["device=cuda", "algo=ess_supervised trains on the CPU only; valid: cpu"]),
     (["env=swimmer", "algo=trpo", "device=cuda:0"], ["device=cuda:0", "no usable CUDA device here", "valid here: cpu"]),
     (["logger=wandb", "logger.mode=onlin"], ["logger.mode='onlin'", "online, offline, disabled"]),
     (["algo=sb3_ppo", "env=ess_defender", "algo.activation=gelu"], ["algo.activation='gelu'", "tanh, relu"]),
