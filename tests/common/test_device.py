@@ -27,18 +27,17 @@ _TINY_MSOL = ["env.hparams.hidden=[16]", "env.hparams.encoder_output_size=16", "
 _SMALL_ESS = ["env.kwargs.K=5", "env.kwargs.potential=0.95", "env.hparams.log_interval_frames_per_task=200",
               "env.hparams.eval_interval_frames_per_task=400", "algo.eval_games=20", "algo.obs_stats_steps=200"]
 
-# One short run per learner and per path through it (PPO, continuous actions, the previous action as input,
-# primitives as options, a population, transfer with frozen options; the ESS agents, which stable-baselines3 places).
+# One short run per learner and per path through it (PPO in a population, A2C learning from scratch, continuous
+# actions, the previous action as input, transfer with frozen options and primitives; the ESS agents, which
+# stable-baselines3 places).
 RUNS = {
-    "msol-a2c": ["env=moving_bandits", "algo=msol", "budget_scale=0.002", *_TINY_MSOL],
-    "msol-ppo-taxi": ["env=taxi", "algo=msol", "algo.loss=ppo", "algo.ppo_minibatches=2", "algo.ppo_epochs=2",
-                      "budget_scale=0.0005", *_TINY_MSOL],
-    "msol-population": ["env=moving_bandits", "algo=msol", "budget_scale=0.002", "population=2", *_TINY_MSOL],
-    "msol_and_frozen": ["env=moving_bandits", "algo=msol_and_frozen", "budget_scale=0.002", *_TINY_MSOL],
+    "msol-ppo-population": ["env=moving_bandits", "algo=msol", "algo.loss=ppo", "algo.ppo_minibatches=2",
+                            "algo.ppo_epochs=2", "budget_scale=0.001", "population=2", *_TINY_MSOL],
     "distral_action": ["env=taxi", "algo=distral_action", "budget_scale=0.0005", *_TINY_MSOL],
     "hard_options_primitives": ["env=taxi", "algo=hard_options_primitives", "budget_scale=0.0005", *_TINY_MSOL],
     "a2c": ["env=taxi", "algo=a2c", "budget_scale=0.001", *_TINY_MSOL],
-    "msol-continuous": ["env=directional_swimmer", "algo=msol", "budget_scale=0.00005", *_TINY_MSOL],
+    "msol-continuous": ["env=directional_swimmer", "algo=msol", "budget_scale=0.00005", "env.hparams.n_steps=16",
+                        "eval.episodes_per_slot=1", "+env.kwargs.max_episode_steps=50", *_TINY_MSOL],
     "mlsh": ["env=moving_bandits", "algo=mlsh", "budget_scale=0.0005", "population=2"],
     "option_critic": ["env=moving_bandits", "algo=option_critic", "budget_scale=0.0003"],
     "trust_pcl": ["env=acrobot", "algo=trust_pcl", "budget_scale=0.002"],
