@@ -36,6 +36,7 @@ from msol.baselines.mlsh.losses import (
 from msol.baselines.mlsh.networks import MLSHPolicy
 from msol.baselines.mlsh.probe import diversity_metrics, sub_policy_destinations
 from msol.baselines.mlsh.storage import MLSHRollout
+from msol.common.device import env_tensor
 from msol.common.envs_adapter import MultitaskEnv, make_env
 from msol.common.layers import Generators
 from msol.common.member_adam import MemberAdam
@@ -144,12 +145,8 @@ class MLSHLearner(MemberRecords):
         return self.T * self.env.per_member // self.num_slots
 
     def start(self, seeds: list[int]) -> None:
-        self.obs = self._tensor(self.env.reset(seeds))
+        self.obs = env_tensor(self.env.reset(seeds), self.device)
         self.first[:] = True
-
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        """An env array on the learner's device, in torch's default dtype."""
-        return torch.as_tensor(array, dtype=torch.get_default_dtype(), device=self.device)
 
     def iterate(self) -> None:
         joint = self.begin_iteration()
@@ -171,7 +168,7 @@ class MLSHLearner(MemberRecords):
                 for member, (env, generator) in enumerate(zip(self.env.members, self.generators, strict=True)):
                     task = draw_slot_task(list(self.spec.tasks), env.slot_tasks, slot, "uniform", generator)
                     env_idx, obs = self.env.assign_task(member, slot, task)
-                    self.obs[env_idx] = self._tensor(obs)
+                    self.obs[env_idx] = env_tensor(obs, self.device)
                     self.first[env_idx] = True
         return joint
 
@@ -194,7 +191,7 @@ class MLSHLearner(MemberRecords):
                 st.sub_bootstrap[t, idx], st.master_bootstrap[t, idx] = self._values_at(idx, final, step.z[idx])
             for env_index, ret in out.episode_returns:
                 self.episodes[self.env.member_of(env_index)].append((int(self.slot[env_index]), ret))
-            self.obs = self._tensor(out.obs)
+            self.obs = env_tensor(out.obs, self.device)
             self.z = step.z
             self.since_decision = torch.where(decide, 1, self.since_decision + 1)
             self.first = torch.as_tensor(out.terminated | out.truncated, device=self.device)

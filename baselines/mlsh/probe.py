@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from msol.baselines.mlsh.networks import MLSHPolicy
+from msol.common.device import env_tensor
 from msol.common.envs_adapter import MultitaskEnv
 from msol.envs import moving_bandits
 from msol.envs.moving_bandits import ARENA, GOAL_RADIUS
@@ -32,16 +33,16 @@ def sub_policy_destinations(policy: MLSHPolicy, env: MultitaskEnv, seed: int) ->
     """``(nearest, reached)``, each ``[num_subs, num_envs]``: every sub-policy, greedily, on ``env``'s layouts."""
     nearest = np.empty((policy.num_subs, env.num_envs), dtype=np.int64)
     reached = np.empty((policy.num_subs, env.num_envs), dtype=bool)
-    device, dtype = policy.device, torch.get_default_dtype()
+    device = policy.device
     for k in range(policy.num_subs):
-        obs = torch.as_tensor(env.reset(seed=seed), dtype=dtype, device=device)  # the same layouts for every k
+        obs = env_tensor(env.reset(seed=seed), device)  # the same layouts for every k
         z = torch.full((env.num_envs,), k, dtype=torch.long, device=device)
         while True:
             dist, _ = policy.sub(obs, z)
             step = env.step(dist.logits.argmax(-1).cpu().numpy())
             if (step.terminated | step.truncated).all():
                 break
-            obs = torch.as_tensor(step.obs, dtype=dtype, device=device)
+            obs = env_tensor(step.obs, device)
         nearest[k], reached[k] = destinations(step.final_obs)
     return nearest, reached
 

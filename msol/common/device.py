@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -21,6 +22,11 @@ Module = TypeVar("Module", bound=nn.Module)
 def learner_device(cfg: DictConfig) -> torch.device:
     """``cfg.device`` (checked by ``msol.common.config_check``: ``cuda`` only where one is usable)."""
     return torch.device(str(cfg.device))
+
+
+def env_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An env array (observations, rewards, done flags) on a learner's ``device``, in torch's default dtype."""
+    return torch.as_tensor(array, dtype=torch.get_default_dtype(), device=device)
 
 
 def build_on_cpu(make: Callable[[], Module], device: torch.device) -> Module:

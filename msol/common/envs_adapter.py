@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from msol import envs  # noqa: F401  (registers the msol/ ids)
+from msol.common.device import env_tensor
 from msol.envs.vector import make_multitask_vector_env
 
 
@@ -31,10 +32,7 @@ class StepOut:
     def tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(reward, terminated, truncated)`` on ``device`` in torch's default dtype, the form rollout storages
         keep."""
-        dtype = torch.get_default_dtype()
-        return (torch.as_tensor(self.reward, dtype=dtype, device=device),
-                torch.as_tensor(self.terminated, dtype=dtype, device=device),
-                torch.as_tensor(self.truncated, dtype=dtype, device=device))
+        return env_tensor(self.reward, device), env_tensor(self.terminated, device), env_tensor(self.truncated, device)
 
     def truncated_final_obs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(env indices, their final observations)`` of time-limit cuts (to bootstrap from) on ``device``, or
@@ -43,7 +41,7 @@ class StepOut:
             return None
         idx = np.flatnonzero(self.truncated)
         return (torch.as_tensor(idx, device=device),
-                torch.as_tensor(self.final_obs[idx], dtype=torch.get_default_dtype(), device=device))
+                env_tensor(self.final_obs[idx], device))
 
 
 def resolve_tasks(spec: Any, all_tasks: Sequence[str]) -> list[str]:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from msol.common.device import env_tensor
 from msol.common.envs_adapter import MultitaskEnv, make_env, resolve_tasks
 from msol.common.interrupt import Interrupted, StopSignals
 from msol.common.layers import Generators
@@ -247,9 +248,8 @@ def evaluate_episodes(
     it keeps its own per-env state (current option, macro-step counter ...) and must start fresh where ``first``
     is 1.
     """
-    dtype = torch.get_default_dtype()
     env.set_slot_tasks(slot_tasks)
-    obs = torch.as_tensor(env.reset(seed=seed), dtype=dtype, device=device)
+    obs = env_tensor(env.reset(seed=seed), device)
     n = env.num_envs
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
@@ -259,8 +259,8 @@ def evaluate_episodes(
         returns += np.where(done, 0.0, out.reward)
         lengths += ~done
         done |= out.terminated | out.truncated
-        obs = torch.as_tensor(out.obs, dtype=dtype, device=device)
-        first = torch.as_tensor(out.terminated | out.truncated, dtype=dtype, device=device)
+        obs = env_tensor(out.obs, device)
+        first = env_tensor(out.terminated | out.truncated, device)
     row = {"return/mean": float(returns.mean()), "episode_length": float(lengths.mean())}
     tasks = np.asarray([env.slot_tasks[s] for s in env.slot_of_env])
     for task in sorted(set(tasks.tolist())):

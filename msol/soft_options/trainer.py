@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from msol.common.algorithms import register_algorithm
-from msol.common.device import build_on_cpu, learner_device
+from msol.common.device import build_on_cpu, env_tensor, learner_device
 from msol.common.envs_adapter import MultitaskEnv
 from msol.common.layers import Generators
 from msol.common.numerics import check_finite, check_finite_grads
@@ -127,13 +127,9 @@ class MSOLLearner(MemberRecords):
     # ------------------------------------------------------------------ collect
     def start(self, seeds: list[int]) -> None:
         obs = self.env.reset(seeds)
-        self.obs = self._tensor(obs)
+        self.obs = env_tensor(obs, self.device)
         self.first = torch.ones(self.num_envs, device=self.device)
         self.prev_action.fill_(-1)
-
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        """An env array on the learner's device, in torch's default dtype."""
-        return torch.as_tensor(array, dtype=torch.get_default_dtype(), device=self.device)
 
     def _input(self, obs: torch.Tensor, prev_action: torch.Tensor) -> torch.Tensor:
         return policy_input(obs, prev_action if self.observe_prev_action else None, self.env.action_dim)
@@ -164,8 +160,8 @@ class MSOLLearner(MemberRecords):
                 st.bootstrap[t, idx] = self._values_at(idx, final, step.z[idx])
             for env_index, ret in out.episode_returns:
                 self.episodes[self.env.member_of(env_index)].append((int(self.slot[env_index]), ret))
-            done = self._tensor(out.terminated | out.truncated)
-            self.obs = self._tensor(out.obs)
+            done = env_tensor(out.terminated | out.truncated, self.device)
+            self.obs = env_tensor(out.obs, self.device)
             self.z_prev, self.first = step.z, done
             if self.observe_prev_action:
                 self.prev_action = torch.where(done > 0, -1, step.action)
@@ -276,7 +272,7 @@ class MSOLLearner(MemberRecords):
                 task = draw_slot_task(list(self.spec.tasks), env.slot_tasks, int(slot), str(self.a.slot_task_draw),
                                       self.generators[member])
                 env_idx, obs = self.env.assign_task(member, int(slot), task)
-                self.obs[env_idx] = self._tensor(obs)
+                self.obs[env_idx] = env_tensor(obs, self.device)
                 self.first[env_idx] = 1.0
                 self.prev_action[env_idx] = -1
 
