@@ -17,16 +17,21 @@ $(STAMP): $(PY) pyproject.toml setup.py
 
 install: $(STAMP)
 
+# One pytest worker per core (pytest-xdist `-n auto`); `worksteal` lets an idle worker take queued tests, so the long
+# crash/resume tests do not all end up behind each other. Each worker's torch runs single-threaded (OMP_NUM_THREADS=1,
+# as train.yaml's torch_threads), so two workers do not oversubscribe two cores.
+PYTEST := WANDB_MODE=disabled MUJOCO_GL=egl OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --dist worksteal
+
 test: $(STAMP)
-	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -q -m "not slow"
 
 # The soak (100+ random valid configs, hypothesis): CI's second step after `make test`.
 test-soak: $(STAMP)
-	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m slow tests/reliability/test_soak.py
+	$(PYTEST) -q -m slow tests/reliability/test_soak.py
 
 # Every slow test: the soak, the SIGKILL/resume matrix of the remaining algorithms, the joblib sweep.
 test-slow: $(STAMP)
-	WANDB_MODE=disabled MUJOCO_GL=egl $(PY) -m pytest -q -m slow
+	$(PYTEST) -q -m slow
 
 train: $(STAMP)
 	$(PY) -m msol.train env=taxi
