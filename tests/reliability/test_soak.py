@@ -1,7 +1,7 @@
 """Soak: 105 short runs of random valid configs (every registered algorithm family, random sizes, rates,
 coefficients, seeds and checkpoint timing); none may crash or produce a NaN/inf loss or final objective.
 
-In-process ``train()`` with tiny budgets; ``make test-slow`` runs it (about 6 minutes on 2 idle cores).
+In-process ``train()`` with tiny budgets; ``make test-soak`` runs it (CI's second step).
 Derandomised, so CI sees the same 100 configs every time; ``--hypothesis-seed`` explores others.
 """
 
