@@ -80,13 +80,15 @@ def run_status(run_dir: Path) -> RunStatus:
 
 
 def sweep_status(sweep: Path) -> list[RunStatus]:
-    """Every run directory under ``sweep`` and every job of its ``multirun.yaml`` that has none yet."""
+    """Every run directory under ``sweep`` and every job that has none yet of each ``multirun.yaml`` under it — so a
+    directory holding several sweeps (say one per map, one per core) reports all of them."""
     from msol.plot import find_run_dirs
 
     found = [run_status(d) for d in find_run_dirs(sweep)]
     known = {s.run_dir.resolve() for s in found}
+    planned = [run for path in sorted(Path(sweep).rglob("multirun.yaml")) for run in planned_runs(path.parent)]
     missing = [RunStatus(d, algo, "not started", 0, total, None, members)
-               for d, algo, total, members in planned_runs(sweep) if d.resolve() not in known]
+               for d, algo, total, members in planned if d.resolve() not in known]
     return found + missing
 
 

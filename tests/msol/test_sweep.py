@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -162,6 +163,12 @@ def test_rerunning_a_sweep_skips_finished_runs_resumes_checkpointed_ones_and_sta
     assert (status["s0"].state, status["s1"].state, status["s1"].frames_done) == ("done", "resumable", 500)
     assert {p.name for p, *_ in planned_runs(sweep)} == {"s0", "s1"}  # the jobs of the sweep's multirun.yaml
     assert "| moving_bandits/a2c/s1 | resumable at 500 | 500 / 500 |" in status_table(list(status.values()), sweep)
+    # A directory holding several sweeps: each one's jobs without a directory are listed under it.
+    (tmp_path / "maps" / "other").mkdir(parents=True)
+    shutil.copy2(sweep / "multirun.yaml", tmp_path / "maps" / "other" / "multirun.yaml")
+    assert {(str(r.run_dir.relative_to(tmp_path)), r.state) for r in sweep_status(tmp_path)} == {
+        ("sweep/moving_bandits/a2c/s0", "done"), ("sweep/moving_bandits/a2c/s1", "resumable"),
+        ("maps/other/moving_bandits/a2c/s0", "not started"), ("maps/other/moving_bandits/a2c/s1", "not started")}
     assert [d.name for d in plot.archive_runs(sweep, tmp_path / "finished")] == ["s0"]
     partial = plot.archive_runs(sweep, tmp_path / "partial", include_unfinished=True)
     assert [d.name for d in partial] == ["s0", "s1"] and not (partial[1] / "summary.json").exists()
