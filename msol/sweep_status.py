@@ -31,6 +31,8 @@ class RunStatus:
     frames_total: int | None
     seconds: float | None        # wall time of its process so far (the whole population's, for a member)
     members: int                 # size of the population it trains in (its process serves them all)
+    speed_of: str | None = None  # the algorithm whose speed estimates it before it has its own: for an
+                                 # ``algo.also_transfer`` twin, the run whose option learning it transfers from
 
     @property
     def rate(self) -> float | None:
@@ -50,11 +52,6 @@ def phase_frames(cfg: DictConfig) -> list[int] | None:
     keys = {"options": "option_frames_per_task", "transfer": "transfer_frames_per_task",
             "scratch": "transfer_frames_per_task"}
     return [max(1, int(float(algo[keys[p]]) * scale)) for p in phases if p in keys]
-
-
-def total_frames(cfg: DictConfig) -> int | None:
-    frames = phase_frames(cfg)
-    return None if frames is None else sum(frames)
 
 
 def run_status(run_dir: Path) -> RunStatus:
@@ -87,14 +84,13 @@ def sweep_status(sweep: Path) -> list[RunStatus]:
     found = [run_status(d) for d in find_run_dirs(sweep)]
     known = {s.run_dir.resolve() for s in found}
     planned = [run for path in sorted(Path(sweep).rglob("multirun.yaml")) for run in planned_runs(path.parent)]
-    missing = [RunStatus(d, algo, "not started", 0, total, None, members)
-               for d, algo, total, members in planned if d.resolve() not in known]
-    return found + missing
+    return found + [run for run in planned if run.run_dir.resolve() not in known]
 
 
-def planned_runs(sweep: Path) -> list[tuple[Path, str, int | None, int]]:
-    """(run dir, algo name, frames per task, population) of every run the sweep's command launches; [] without a
-    ``multirun.yaml`` or with a custom ``hydra.sweep.subdir``."""
+def planned_runs(sweep: Path) -> list[RunStatus]:
+    """Every run the sweep's command launches, as not started; [] without a ``multirun.yaml`` or with a custom
+    ``hydra.sweep.subdir``. An ``algo.also_transfer`` twin starts from its source's finished option learning, so
+    only its transfer is left to run, at its source's speed."""
     path = Path(sweep) / "multirun.yaml"
     if not path.is_file():
         return []
@@ -116,11 +112,14 @@ def planned_runs(sweep: Path) -> list[tuple[Path, str, int | None, int]]:
     with initialize_config_module(config_module="msol.configs", version_base="1.3"):
         for values in itertools.product(*axes.values()):
             cfg = compose("train", overrides=[f"{k}={v}" for k, v in zip(axes, values, strict=True)])
-            population = int(cfg.get("population", 1))
-            names = [str(cfg.algo.name), *(str(n) for n in (OmegaConf.select(cfg, "algo.also_transfer") or []))]
-            for name, k in itertools.product(names, range(population)):
+            population, source, frames = int(cfg.get("population", 1)), str(cfg.algo.name), phase_frames(cfg)
+            total = None if frames is None else sum(frames)
+            twins = [str(n) for n in (OmegaConf.select(cfg, "algo.also_transfer") or [])]
+            for name, k in itertools.product([source, *twins], range(population)):
                 run_dir = Path(sweep) / str(cfg.env.name) / name / f"s{int(cfg.seed) + k}"
-                runs.append((run_dir, name, total_frames(cfg), population))
+                inherited = sum(frames[:-1]) if name != source and frames else 0
+                runs.append(RunStatus(run_dir, name, "not started", inherited, total, None, population,
+                                      speed_of=source if name != source else None))
     return runs
 
 
@@ -128,7 +127,7 @@ def status_table(rows: list[RunStatus], sweep: Path) -> str:
     """Markdown: one line per run, then the CPU time left (each population counted once)."""
     rates: dict[str, list[float]] = {}
     for row in rows:
-        if row.rate:
+        if row.rate and row.speed_of is None:
             rates.setdefault(row.algo, []).append(row.rate)
     lines = [f"Status of {sweep}", "", "| run | state | frames per task | CPU time so far | est. CPU time left |",
              "|---|---|---|---|---|"]
@@ -138,7 +137,8 @@ def status_table(rows: list[RunStatus], sweep: Path) -> str:
         if row.state == "done":
             left = 0.0
         elif row.frames_total is not None:
-            rate = row.rate or (sum(rates[row.algo]) / len(rates[row.algo]) if row.algo in rates else None)
+            like = row.speed_of or row.algo
+            rate = row.rate or (sum(rates[like]) / len(rates[like]) if like in rates else None)
             if rate:
                 left = (row.frames_total - (row.frames_done or 0)) / rate
         if left is None:
@@ -148,6 +148,8 @@ def status_table(rows: list[RunStatus], sweep: Path) -> str:
         frames = "?" if row.frames_done is None else f"{row.frames_done:,}"
         total = "?" if row.frames_total is None else f"{row.frames_total:,}"
         state = f"{row.state} at {frames}" if row.state in ("running", "resumable") else row.state
+        if row.state == "not started" and row.speed_of:
+            state += f" (transfers from {row.speed_of}'s option learning)"
         lines.append(f"| {row.run_dir.relative_to(sweep)} | {state} | {frames} / {total} | {_hours(row.seconds)} | "
                      f"{_hours(left)} |")
     note = f" ({unknown} runs without an estimate)" if unknown else ""

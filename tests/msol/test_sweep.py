@@ -161,7 +161,7 @@ def test_rerunning_a_sweep_skips_finished_runs_resumes_checkpointed_ones_and_sta
     (runs[1] / "summary.json").unlink()
     status = {row.run_dir.name: row for row in sweep_status(sweep)}
     assert (status["s0"].state, status["s1"].state, status["s1"].frames_done) == ("done", "resumable", 500)
-    assert {p.name for p, *_ in planned_runs(sweep)} == {"s0", "s1"}  # the jobs of the sweep's multirun.yaml
+    assert {r.run_dir.name for r in planned_runs(sweep)} == {"s0", "s1"}  # the jobs of the sweep's multirun.yaml
     assert "| moving_bandits/a2c/s1 | resumable at 500 | 500 / 500 |" in status_table(list(status.values()), sweep)
     # A directory holding several sweeps: each one's jobs without a directory are listed under it.
     (tmp_path / "maps" / "other").mkdir(parents=True)
@@ -182,6 +182,30 @@ def test_rerunning_a_sweep_skips_finished_runs_resumes_checkpointed_ones_and_sta
     proc = _multirun(sweep, "algo=a2c", "seed=0", "algo.lr=0.5", expect=2)
     assert "holds a run of another configuration (algo.lr:" in proc.stderr and "hydra.sweep.dir" in proc.stderr
     assert ((runs[0] / "metrics.jsonl").read_bytes(), (runs[0] / "summary.json").read_bytes()) == finished
+
+
+def test_status_estimates_a_twin_transfer_from_its_source_run(tmp_path):
+    """An ``algo.also_transfer`` twin (MSOL(frozen)) starts from its source's option learning: before it starts, only
+    its transfer frames are left, at the speed of the MSOL run it transfers from."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    OmegaConf.save({"hydra": {"sweep": {"dir": str(sweep), "subdir": "${env.name}/${algo.name}/s${seed}"},
+                              "sweeper": {"params": {"algo": "msol_and_frozen"}},
+                              "overrides": {"task": ["experiment=taxi", "budget=paper", "population=2"]}}},
+                   sweep / "multirun.yaml")
+    runs = {f"{r.algo}/{r.run_dir.name}": r for r in planned_runs(sweep)}
+    assert sorted(runs) == ["msol/s0", "msol/s1", "msol_frozen/s0", "msol_frozen/s1"]
+    options, transfer = 1_400_000, 300_000  # Taxi's frames per task (docs/spec/msol.md)
+    assert (runs["msol/s0"].frames_done, runs["msol/s0"].frames_total) == (0, options + transfer)
+    assert (runs["msol_frozen/s0"].frames_done, runs["msol_frozen/s0"].speed_of) == (options, "msol")
+    # MSOL's population ran 700k frames per task in 1000 s: a twin's 300k transfer frames take 429 s (7 min).
+    for seed in ("s0", "s1"):
+        runs[f"msol/{seed}"].state, runs[f"msol/{seed}"].frames_done = "running", 700_000
+        runs[f"msol/{seed}"].seconds = 1000.0
+    table = status_table(list(runs.values()), sweep)
+    assert "| taxi/msol_frozen/s1 | not started (transfers from msol's option learning) | 1,400,000 / 1,700,000 | ? | " \
+           "7 min |" in table
+    assert "Estimated CPU time left: 31 min," in table  # 1429 s (MSOL: 1M frames left) + 429 s, once per population
 
 
 def test_submitit_local_launcher_runs_sweep_jobs(tmp_path):
