@@ -19,6 +19,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `msol` from this checkout
 from msol.common.checkpoint import load_checked
-from msol.common.device import env_tensor
-from msol.common.envs_adapter import MultitaskEnv, make_env, resolve_tasks
-from msol.soft_options.acting import act
+from msol.common.envs_adapter import MultitaskEnv, StepOut, make_env, resolve_tasks
+from msol.common.protocol import evaluate_episodes
+from msol.soft_options.evaluation import evaluate_slots
 from msol.soft_options.networks import HierarchicalPolicy
 from msol.soft_options.trainer import _make_policy, _transfer_policy
 
@@ -41,50 +42,49 @@ class Exploration:
     mean_return: float
 
 
-def transfer_start_policy(run_dir: Path, env: MultitaskEnv, seed: int) -> HierarchicalPolicy:
-    """The policy a transfer of the run in ``run_dir`` starts from, with one slot per slot of ``env``."""
+def transfer_start_policy(run_dir: Path, env: MultitaskEnv, seed: int,
+                          options_state: dict[str, Any] | None = None) -> HierarchicalPolicy:
+    """The policy a transfer of the run in ``run_dir`` starts from, with one slot per slot of ``env``
+    (``options_state``: its ``checkpoints/options.pt``, read here when not given)."""
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    state = load_checked(run_dir / "checkpoints" / "options.pt")
+    state = options_state or load_checked(run_dir / "checkpoints" / "options.pt")
     generators = [torch.Generator().manual_seed(seed)]
     source = _make_policy(cfg, env, int(cfg.algo.num_slots), generators=generators)
     source.load_member(0, state["learner"]["policy"])
     return _transfer_policy(cfg, source, env, len(env.slot_tasks), generators=generators)
 
 
-@torch.no_grad()
-def explore(env: MultitaskEnv, policy: HierarchicalPolicy | None, seed: int) -> Exploration:
-    """One test episode in every env of ``env``: ``policy`` sampled (None: uniform random actions)."""
-    n, cells = env.num_envs, env.vec.core.map.num_cells
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    obs = env.reset(seed=seed)
-    slot = torch.as_tensor(env.slot_of_env)
-    z_prev, first = torch.zeros(n, dtype=torch.long), torch.ones(n)
-    done, picked, delivered = (np.zeros(n, dtype=bool) for _ in range(3))
-    returns = np.zeros(n)
-    while not done.all():
-        if policy is None:
-            actions = rng.integers(env.action_dim, size=n)
-        else:
-            step = act(policy, env_tensor(obs, torch.device("cpu")), z_prev, first, slot, generators=[generator])
-            z_prev, actions = step.z, step.action.numpy()
-        out = env.step(actions)
+def explore(env: MultitaskEnv, policy: HierarchicalPolicy | None, seed: int,
+            observe_prev_action: bool = False) -> Exploration:
+    """One test episode in every env of ``env`` (``evaluate_episodes``): ``policy`` sampled (None: uniform random
+    actions)."""
+    cells = env.vec.core.map.num_cells
+    picked, delivered = np.zeros(env.num_envs, dtype=bool), np.zeros(env.num_envs, dtype=bool)
+
+    def record(out: StepOut, finished: np.ndarray) -> None:
         ended = out.terminated | out.truncated
         reached = np.where(ended[:, None], out.final_obs, out.obs) if ended.any() else out.obs  # not the next reset's
         aboard = (reached.argmax(-1) // cells) % 2 == 1  # the one-hot's index: (heading * 2 + passenger) * cells + cell
-        picked |= ~done & aboard
-        delivered |= ~done & out.terminated
-        returns += np.where(done, 0.0, out.reward)
-        done |= ended
-        obs, first = out.obs, torch.as_tensor(ended.astype(np.float32))
+        picked[:] |= ~finished & aboard
+        delivered[:] |= ~finished & out.terminated
+
+    tasks, cpu = list(env.slot_tasks), torch.device("cpu")
+    if policy is None:
+        rng = np.random.default_rng(seed)
+        row = evaluate_episodes(env, seed=seed, slot_tasks=tasks, device=cpu, on_step=record,
+                                act=lambda obs, first: torch.as_tensor(rng.integers(env.action_dim, size=len(obs))))
+    else:
+        row = evaluate_slots(policy, env, seed=seed, slot_tasks=tasks, observe_prev_action=observe_prev_action,
+                             generator=torch.Generator().manual_seed(seed), on_step=record)
     picked |= delivered  # the drop-off step's final observation has the passenger out again
-    slots = range(len(env.slot_tasks))
+    slots = range(len(tasks))
     pickup, delivery = (np.array([flags[env.slot_of_env == s].mean() for s in slots]) for flags in (picked, delivered))
-    return Exploration(pickup, delivery, int(delivered.sum()), float(returns.mean()))
+    return Exploration(pickup, delivery, int(delivered.sum()), row["return/mean"])
 
 
 def report(run_dir: Path, episodes: int, seed: int) -> str:
     cfg: DictConfig = OmegaConf.load(run_dir / "config.yaml")
+    options_state = load_checked(run_dir / "checkpoints" / "options.pt")
     header = ("| map | policy | P(pickup) mean [min, max] over tasks | P(delivery) mean [min, max] | deliveries | "
               "mean return |")
     lines = [f"{run_dir}: {episodes} sampled test episodes per task and map (seed {seed})", "", header,
@@ -94,8 +94,9 @@ def report(run_dir: Path, episodes: int, seed: int) -> str:
         tasks = resolve_tasks(cfg.env.transfer_tasks, probe.tasks)
         env = make_env(cfg, tasks, mode="test", envs_per_slot=episodes, seed=seed, transfer=transfer)
         name = str(cfg.env.transfer_id if transfer and cfg.env.get("transfer_id") else cfg.env.id)
-        for label, policy in (("transfer start", transfer_start_policy(run_dir, env, seed)), ("uniform random", None)):
-            result = explore(env, policy, seed)
+        start = transfer_start_policy(run_dir, env, seed, options_state)
+        for label, policy in (("transfer start", start), ("uniform random", None)):
+            result = explore(env, policy, seed, bool(cfg.algo.observe_prev_action))
             lines.append(f"| {name} | {label} | {_spread(result.pickup)} | {_spread(result.delivery)} | "
                          f"{result.deliveries} / {episodes * len(tasks)} | "
                          f"{result.mean_return:.3f} |")

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from msol.common.device import env_tensor
-from msol.common.envs_adapter import MultitaskEnv, make_env, resolve_tasks
+from msol.common.envs_adapter import MultitaskEnv, StepOut, make_env, resolve_tasks
 from msol.common.interrupt import Interrupted, StopSignals
 from msol.common.layers import Generators
 from msol.common.population import PopulationEnv
@@ -240,13 +240,14 @@ def mean_stats(stats: list[dict[str, float]]) -> dict[str, float]:
 @torch.no_grad()
 def evaluate_episodes(
     env: MultitaskEnv, *, seed: int, slot_tasks: list[str], act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    device: torch.device,
+    device: torch.device, on_step: Callable[[StepOut, np.ndarray], None] | None = None,
 ) -> dict[str, float]:
     """One episode in every env of ``env`` (slots set to ``slot_tasks``); mean returns overall and per task.
 
     ``act(obs, first) -> actions`` is the agent's step for all envs at once (``obs`` and ``first`` on ``device``);
     it keeps its own per-env state (current option, macro-step counter ...) and must start fresh where ``first``
-    is 1.
+    is 1. ``on_step(out, finished)``, if given, sees every step's :class:`StepOut` with the mask of envs whose
+    episode had already ended before it (their rows belong to episodes that are not counted).
     """
     env.set_slot_tasks(slot_tasks)
     obs = env_tensor(env.reset(seed=seed), device)
@@ -256,6 +257,8 @@ def evaluate_episodes(
     first = torch.ones(n, device=device)
     while not done.all():
         out = env.step(act(obs, first).cpu().numpy())
+        if on_step is not None:
+            on_step(out, done.copy())
         returns += np.where(done, 0.0, out.reward)
         lengths += ~done
         done |= out.terminated | out.truncated

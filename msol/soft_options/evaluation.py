@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 
-from msol.common.envs_adapter import MultitaskEnv
+from msol.common.envs_adapter import MultitaskEnv, StepOut
 from msol.common.protocol import evaluate_episodes
 from msol.soft_options.acting import act
 from msol.soft_options.inputs import policy_input
@@ -15,11 +18,13 @@ from msol.soft_options.networks import HierarchicalPolicy
 def evaluate_slots(
     policy: HierarchicalPolicy, env: MultitaskEnv, *, seed: int, greedy: bool = False, greedy_master: bool = False,
     slot_tasks: list[str] | None = None, observe_prev_action: bool = False, generator: torch.Generator | None = None,
+    on_step: Callable[[StepOut, np.ndarray], None] | None = None,
 ) -> dict[str, float]:
     """Run exactly one episode in every env of ``env`` and return mean returns overall and per task.
 
     ``greedy``: argmax of termination and intra-option policies; ``greedy_master``: argmax of the master too;
-    ``generator``: what sampled steps draw from (``policy`` is a population of one).
+    ``generator``: what sampled steps draw from (``policy`` is a population of one); ``on_step``: passed to
+    :func:`evaluate_episodes`.
 
     ``slot_tasks`` (default: the env's current ones) must match the training slots' tasks, because each slot's
     master and posteriors were trained for the task of that slot.
@@ -40,4 +45,4 @@ def evaluate_slots(
         return chosen.action
 
     tasks = list(env.slot_tasks) if slot_tasks is None else slot_tasks
-    return evaluate_episodes(env, seed=seed, slot_tasks=tasks, act=step, device=device)
+    return evaluate_episodes(env, seed=seed, slot_tasks=tasks, act=step, device=device, on_step=on_step)
