@@ -4,6 +4,11 @@ MSOL and MSOL(frozen) — and the hard-option baselines — "share the same trai
 testing" (paper): one run learns the options, then each listed algorithm transfers from its finished option-learning
 phase (``init_from=``) into a run directory of its own, the one a separate run of that algorithm would have. Their
 curves then differ only by the transfer, and the options are learned once.
+
+A twin needs only the option-learning phase's end (``checkpoints/options.pt``), not the lead run's own transfer: to
+use another core, start it in a second process as soon as that file exists (``algo=<twin> init_from=<lead run dir>
+run_dir=<twin dir>``). The lead run then skips the twin while that process holds it, and skips it once it has
+finished; a twin left unfinished is continued from its checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from msol.common.config_check import ConfigError
+from msol.common.run import lock_is_held
 
 
 def twin_algo(cfg: DictConfig, name: str) -> DictConfig:
@@ -55,11 +61,15 @@ def twin_run_dir(run_dir: Path, algo: str, twin: str) -> Path:
 
 
 def twin_configs(cfg: DictConfig, run_dir: Path) -> list[DictConfig]:
-    """The config of each ``algo.also_transfer`` twin of the run in ``run_dir`` (a finished run of ``cfg``)."""
+    """The config of each ``algo.also_transfer`` twin of the run in ``run_dir`` (a finished run of ``cfg``) that is
+    left to train here: not finished, and not being trained by another process."""
     twins = []
     for name in cfg.algo.get("also_transfer", None) or []:
         twin = cfg.copy()
         where = twin_run_dir(run_dir, str(cfg.algo.name), str(name))
+        if lock_is_held(where):
+            print(f"msol.train: twin {name} in {where} is being trained by another process; skipped", flush=True)
+            continue
         with open_dict(twin):
             twin.algo = twin_algo(cfg, str(name))
             twin.run_dir = str(where)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from helpers import compose_cfg
 from omegaconf import OmegaConf
 
 from msol.common.config_check import ConfigError
-from msol.common.twins import twin_algo
+from msol.common.twins import twin_algo, twin_configs
 
 
 @pytest.mark.parametrize("lead, twin", [("msol_and_frozen", "msol_frozen"), ("msol_and_hard", "hard_options"),
@@ -48,3 +50,24 @@ def test_msol_and_hard_learns_the_options_once_for_three_transfers(tmp_path):
     config = (runs["hard_options_primitives"] / "config.yaml").read_text()
     assert "name: hard_options_primitives" in config and "primitive_options: true" in config
     assert f"init_from: {runs['msol']}" in config
+
+
+def test_a_twin_another_process_trains_is_left_to_it(tmp_path, capsys):
+    """A twin started by hand on another core (``init_from=`` the lead run) holds its run directory's lock: the lead
+    run must not start the same transfer a second time (it would be refused as "in use" and fail the sweep job)."""
+    cfg = compose_cfg("algo=msol_and_hard")
+    lead = tmp_path / "taxi" / "msol" / "s0"
+    busy = tmp_path / "taxi" / "hard_options" / "s0"
+    busy.mkdir(parents=True)
+    hold_the_lock = (f"import fcntl, time\nh = open({str(busy / 'run.lock')!r}, 'a+')\n"
+                     "fcntl.flock(h.fileno(), fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold_the_lock], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        left = [str(t.algo.name) for t in twin_configs(cfg, lead)]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert left == ["hard_options_primitives"]
+    assert f"twin hard_options in {busy} is being trained by another process; skipped" in capsys.readouterr().out
+    assert [str(t.algo.name) for t in twin_configs(cfg, lead)] == ["hard_options", "hard_options_primitives"]
