@@ -65,17 +65,18 @@ def twin_configs(cfg: DictConfig, run_dir: Path) -> list[DictConfig]:
     left to train here: not finished, and not being trained by another process."""
     twins = []
     for name in cfg.algo.get("also_transfer", None) or []:
-        twin = cfg.copy()
         where = twin_run_dir(run_dir, str(cfg.algo.name), str(name))
+        if (where / "summary.json").exists():
+            continue
         if lock_is_held(where):
             print(f"msol.train: twin {name} in {where} is being trained by another process; skipped", flush=True)
             continue
+        twin = cfg.copy()
         with open_dict(twin):
             twin.algo = twin_algo(cfg, str(name))
             twin.run_dir = str(where)
             twin.init_from, twin.resume = str(run_dir), None
             if (where / "checkpoints" / "latest.pt").exists():  # an interrupted twin: continue it
                 twin.init_from, twin.resume = None, str(where)
-        if not (where / "summary.json").exists():
-            twins.append(twin)
+        twins.append(twin)
     return twins
